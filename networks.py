@@ -1,0 +1,153 @@
+"""The four networks of Mathieu et al. (NIPS 2016), parameterized by image shape.
+
+1x28x28 (MNIST) uses three strided conv levels, exactly the published layers;
+3x64x64 (Sprites, LINE-MOD, folders) adds a fourth level. Nothing else differs.
+
+Instance norm uses per-image statistics in train and eval mode (PyTorch's default).
+The published code sets track_running_stats=True, so its eval mode normalizes with
+running averages instead; on the same weights that blurred its swap grids and cost
+about a point of s accuracy, so we do not copy it.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def conv_levels(image_shape):
+    """Number of stride-2 levels: 3 for images up to 32 pixels, 4 above (64x64)."""
+    return 3 if max(image_shape[1:]) <= 32 else 4
+
+
+def conv_sizes(size, levels):
+    """Spatial sizes through 5x5 stride-2 padding-1 convs: 28 -> [28, 13, 6, 2]."""
+    sizes = [size]
+    for _ in range(levels):
+        sizes.append((sizes[-1] + 2 - 5) // 2 + 1)
+    return sizes
+
+
+def init_weights(module):
+    # The published init: N(0, 0.05) weights and zero bias for Conv2d and Linear.
+    # Its check does not match ConvTranspose2d, which keeps PyTorch's default init;
+    # we keep that too, since the published results were obtained with it.
+    if type(module) in (nn.Conv2d, nn.Linear):
+        nn.init.normal_(module.weight, 0.0, 0.05)
+        nn.init.zeros_(module.bias)
+
+
+def conv_stack(in_channels, channels, activation):
+    layers = []
+    for out_channels in channels:
+        layers += [nn.Conv2d(in_channels, out_channels, 5, stride=2, padding=1),
+                   nn.InstanceNorm2d(out_channels), activation()]
+        in_channels = out_channels
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """image -> (style_mu, style_logvar, class_code): z's posterior and s."""
+
+    def __init__(self, image_shape, style_dim, class_dim):
+        super().__init__()
+        channels, height, width = image_shape
+        levels = conv_levels(image_shape)
+        widths = [16 * 2 ** i for i in range(levels)]  # 16, 32, 64 (, 128)
+        self.features = conv_stack(channels, widths, nn.ReLU)
+        # 1x28x28 -> 64x2x2 = 256 features, as published
+        feature_dim = widths[-1] * conv_sizes(height, levels)[-1] * conv_sizes(width, levels)[-1]
+        self.style_mu = nn.Linear(feature_dim, style_dim)
+        self.style_logvar = nn.Linear(feature_dim, style_dim)
+        self.class_code = nn.Linear(feature_dim, class_dim)
+        self.apply(init_weights)
+
+    def forward(self, images):
+        h = self.features(images).flatten(1)
+        return self.style_mu(h), self.style_logvar(h), self.class_code(h)
+
+
+class Decoder(nn.Module):
+    """(z, s) -> image in [0, 1]; transposed convs retrace the encoder's sizes.
+
+    For MNIST that is 2 -> 6 -> 13 -> 28 where the published decoder goes 2 -> 6 -> 14 -> 28
+    (it crops its last layer instead); layers, kernels and channels are the published ones.
+    """
+
+    def __init__(self, image_shape, style_dim, class_dim):
+        super().__init__()
+        channels, height, width = image_shape
+        levels = conv_levels(image_shape)
+        encoder_widths = [16 * 2 ** i for i in range(levels)]
+        heights, widths = conv_sizes(height, levels), conv_sizes(width, levels)
+        # Start at the encoder's last grid with twice its channels: 128x2x2 for MNIST,
+        # half of it filled from z and half from s (256 each), as published.
+        self.start_shape = (2 * encoder_widths[-1], heights[-1], widths[-1])
+        half = self.start_shape[0] * heights[-1] * widths[-1] // 2
+        self.style_input = nn.Linear(style_dim, half)
+        self.class_input = nn.Linear(class_dim, half)
+        layers = []
+        in_channels = self.start_shape[0]
+        out_widths = encoder_widths[-2::-1] + [channels]  # 32, 16, C for MNIST
+        for level, out_channels in enumerate(out_widths):
+            source = (heights[levels - level], widths[levels - level])
+            target = (heights[levels - level - 1], widths[levels - level - 1])
+            padding, output_padding = zip(*(transposed_padding(s, t) for s, t in zip(source, target)))
+            layers.append(nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2,
+                                             padding=padding, output_padding=output_padding))
+            if level < levels - 1:  # the last layer feeds the sigmoid directly
+                layers += [nn.InstanceNorm2d(out_channels), nn.LeakyReLU(0.2)]
+            in_channels = out_channels
+        layers.append(nn.Sigmoid())
+        self.deconv = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, style, class_code):
+        h = torch.cat([F.leaky_relu(self.style_input(style), 0.2),
+                       F.leaky_relu(self.class_input(class_code), 0.2)], dim=1)
+        return self.deconv(h.view(-1, *self.start_shape))
+
+
+def transposed_padding(source, target):
+    """Padding and output padding of a 4x4 stride-2 transposed conv from source to target size.
+
+    The unpadded output is 2 * source + 2; padding crops it, output padding adds one row.
+    """
+    excess = 2 * source + 2 - target
+    padding = (excess + 1) // 2
+    return padding, 2 * padding - excess
+
+
+class Discriminator(nn.Module):
+    """A pair of images, stacked on the channel axis -> logits (different, same)."""
+
+    def __init__(self, image_shape):
+        super().__init__()
+        channels, height, width = image_shape
+        levels = conv_levels(image_shape)
+        widths = [32 * 2 ** i for i in range(levels)]  # 32, 64, 128 (, 256)
+        self.features = conv_stack(2 * channels, widths, lambda: nn.LeakyReLU(0.2))
+        feature_dim = widths[-1] * conv_sizes(height, levels)[-1] * conv_sizes(width, levels)[-1]
+        self.output = nn.Linear(feature_dim, 2)  # index 1 = "same class", as published
+        self.apply(init_weights)
+
+    def forward(self, first, second):
+        return self.output(self.features(torch.cat([first, second], dim=1)).flatten(1))
+
+
+class Classifier(nn.Module):
+    """The published probe: in -> 256 -> BN -> LeakyReLU -> 256 -> BN -> LeakyReLU -> classes."""
+
+    def __init__(self, in_dim, num_classes):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(in_dim, 256), nn.BatchNorm1d(256), nn.LeakyReLU(0.2),
+            nn.Linear(256, 256), nn.BatchNorm1d(256), nn.LeakyReLU(0.2),
+            nn.Linear(256, num_classes))
+
+    def forward(self, codes):
+        return self.layers(codes)
+
+
+def build_models(image_shape, style_dim, class_dim):
+    """The encoder, decoder and discriminator of one model."""
+    return (Encoder(image_shape, style_dim, class_dim), Decoder(image_shape, style_dim, class_dim),
+            Discriminator(image_shape))

@@ -1,0 +1,171 @@
+"""Small shared pieces: user-facing errors, seeding and RNG state, the KL term,
+atomic checkpoints, and the swap grid."""
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+
+class CLIError(Exception):
+    """A problem the user can fix; printed as one line, without a traceback."""
+
+
+def run_cli(main):
+    """Run main(); a CLIError or a failed write becomes one 'error:' line and exit code 1.
+
+    --debug in the command line shows the full traceback instead.
+    """
+    try:
+        main()
+    except (CLIError, OSError) as error:
+        if "--debug" in sys.argv:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeding and RNG state (restored on resume, so a resumed run draws the same numbers).
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def rng_state(sampler_generator):
+    # Plain types and tensors only, so checkpoints load with weights_only=True.
+    numpy_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+                  "position": numpy_state[2], "has_gauss": numpy_state[3], "gauss": numpy_state[4]},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "sampler": sampler_generator.get_state(),
+    }
+
+
+def set_rng_state(state, sampler_generator):
+    random.setstate(to_tuples(state["python"]))
+    numpy = state["numpy"]
+    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["position"],
+                         numpy["has_gauss"], numpy["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    sampler_generator.set_state(state["sampler"])
+
+
+def to_tuples(value):
+    """random.setstate wants the nested tuples that a checkpoint may hand back as lists."""
+    return tuple(to_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+# ---------------------------------------------------------------------------------------------
+# The style code z.
+
+def sample_style(mu, logvar):
+    """z = mu + sigma * eps: the reparameterization trick."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+def kl_divergence(mu, logvar, image_numel):
+    """KL(N(mu, sigma) || N(0, I)) summed, divided by B*C*H*W (the published normalization)."""
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / (mu.shape[0] * image_numel)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: tensors and plain types only, written atomically.
+
+def save_checkpoint(state, path):
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    A crash at any moment leaves either the old checkpoint or the new one. A failed
+    write (a full disk) removes the partial file and raises, leaving the old one intact.
+    """
+    temporary = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        if isinstance(error, (OSError, RuntimeError)):
+            raise CLIError(f"could not write checkpoint {path} ({error}); "
+                           f"free disk space or choose another --out; the previous checkpoint is intact") from error
+        raise
+
+
+def checkpoint_path(run_or_checkpoint):
+    """A run folder means its checkpoint.pt; anything else is taken as the file itself."""
+    if os.path.isdir(run_or_checkpoint):
+        return os.path.join(run_or_checkpoint, "checkpoint.pt")
+    return run_or_checkpoint
+
+
+def load_checkpoint(run_or_checkpoint, device="cpu"):
+    """Load a checkpoint with weights_only=True: a file that would run code is refused."""
+    path = checkpoint_path(run_or_checkpoint)
+    if not os.path.isfile(path):
+        raise CLIError(f"no checkpoint at {path}: pass a run folder holding checkpoint.pt "
+                       f"or a .pt file written by train.py")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CLIError(f"cannot read checkpoint {path}: expected a checkpoint written by train.py "
+                       f"(a torch zip file of tensors and plain values); torch says: {reason[:200]}") from error
+    if not isinstance(state, dict) or not {"config", "encoder", "decoder"} <= state.keys():
+        raise CLIError(f"{path} is a torch file but not a train.py checkpoint "
+                       f"(expected keys config, encoder, decoder)")
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures.
+
+@torch.no_grad()
+def swap_grid(encoder, decoder, style_images, class_images, separator=2):
+    """Cell (i, j) = Dec(z of style image i, s of class image j), in eval mode.
+
+    Returns one (C, H', W') image: the first row holds the class sources, the first
+    column the style sources, the top-left cell is empty; cells are split by thin white lines.
+    The style code is the posterior mean: pictures should not depend on a noise draw.
+    """
+    was_training = encoder.training, decoder.training
+    encoder.eval(), decoder.eval()
+    rows, cols = len(style_images), len(class_images)
+    style, _, _ = encoder(style_images)
+    _, _, class_code = encoder(class_images)
+    cells = decoder(style.repeat_interleave(cols, 0), class_code.repeat(rows, 1))  # row-major (i, j)
+    encoder.train(was_training[0]), decoder.train(was_training[1])
+    channels, height, width = style_images.shape[1:]
+    table = torch.zeros(rows + 1, cols + 1, channels, height, width, device=cells.device)
+    table[0, 1:] = class_images
+    table[1:, 0] = style_images
+    table[1:, 1:] = cells.view(rows, cols, channels, height, width).float()
+    return tile(table, separator)
+
+
+def tile(table, separator):
+    """(rows, cols, C, H, W) -> (C, rows*(H+sep)-sep, cols*(W+sep)-sep) with white separators."""
+    rows, cols, channels, height, width = table.shape
+    padded = torch.ones(rows, cols, channels, height + separator, width + separator, device=table.device)
+    padded[..., :height, :width] = table
+    image = padded.permute(2, 0, 3, 1, 4).reshape(channels, rows * (height + separator), cols * (width + separator))
+    return image[:, :-separator, :-separator]
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
