@@ -20,12 +20,13 @@ import time
 import torch
 import torch.nn.functional as F
 from torchvision.utils import save_image
+from tqdm import tqdm
 
 from data_loader import (DATASETS, class_index, draw_indices, draw_partners, grid_indices,
                          load_dataset, new_stream, to_float)
 from networks import build_models
 from utils import (CLIError, git_commit, kl_divergence, load_checkpoint, rng_state, run_cli,
-                   sample_style, save_checkpoint, seed_everything, set_rng_state, swap_grid)
+                   sample_style, save_atomically, seed_everything, set_rng_state, swap_grid)
 
 LOG_COLUMNS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy", "disc_stepped",
                "skipped_updates"]
@@ -108,9 +109,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     resume = None
     if args.resume:
-        # Which flags were typed: parse again with every default suppressed.
-        parser.set_defaults(**dict.fromkeys(vars(args), argparse.SUPPRESS))
-        typed = vars(parser.parse_args(argv))
+        # Which flags were typed: parse again with every default replaced by a marker.
+        unset = object()
+        parser.set_defaults(**dict.fromkeys(vars(args), unset))
+        typed = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not unset}
         resume = load_checkpoint(args.resume)
         saved = resume["config"]
         for name in FIXED_ON_RESUME:
@@ -256,6 +258,20 @@ def make_optimizers(encoder, decoder, discriminator, args):
             "discriminator": torch.optim.Adam(discriminator.parameters(), **adam)}
 
 
+def setup_training(data, args):
+    """Networks, their optimizers and the batch sampler for `data`, already on its device.
+
+    Returns (nets, step_nets, optimizers, index, generator, stream): step_nets are the
+    torch.compile'd nets under --compile (the plain nets otherwise), used for training steps only.
+    """
+    device = data.images.device
+    nets = tuple(net.to(device) for net in build_models(data.image_shape, args.style_dim, args.class_dim))
+    step_nets = tuple(torch.compile(net) for net in nets) if args.compile else nets
+    generator = torch.Generator(device).manual_seed(args.seed)  # batch sampling only
+    return (nets, step_nets, make_optimizers(*nets, args), class_index(data.labels, data.num_classes),
+            generator, new_stream(len(data.labels), generator))
+
+
 # ---------------------------------------------------------------------------------------------
 # Run folder, logging and checkpoints.
 
@@ -306,148 +322,142 @@ def checkpoint_state(nets, optimizers, epoch, step, config, stream, generator):
             "rng": rng_state(generator)}
 
 
+def restore(resume, nets, optimizers, generator, data):
+    """Load a full checkpoint into the fresh nets and optimizers; returns (step, stream)."""
+    if "optimizers" not in resume:
+        raise CLIError("this checkpoint holds networks only (a shipped checkpoint): it can be evaluated, not resumed")
+    for net, name in zip(nets, ["encoder", "decoder", "discriminator"]):
+        net.load_state_dict(resume[name])  # load_state_dict copies onto the nets' device
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(resume["optimizers"][name])
+    set_rng_state(resume["rng"], generator)
+    stream = {"size": len(data.labels), "order": resume["stream"]["order"].to(data.images.device),
+              "position": resume["stream"]["position"]}
+    return resume["step"], stream
+
+
+def write_log(pending, log_writer, tensorboard):
+    """Write buffered (epoch, iteration, step, row) entries; returns the last row as a dict."""
+    if not pending:
+        return None
+    values = torch.stack([row for *_, row in pending]).tolist()  # the one host sync per --log-every
+    for (epoch, iteration, step, _), row in zip(pending, values):
+        log_writer.writerow({"epoch": epoch, "iteration": iteration, "step": step, **dict(zip(LOG_COLUMNS, row))})
+        if tensorboard:
+            for name, value in zip(LOG_COLUMNS, row):
+                group = "losses" if name in ("reconstruction", "kl", "generator", "discriminator") else "charts"
+                tensorboard.add_scalar(f"{group}/{name}", value, step)
+    pending.clear()
+    return dict(zip(LOG_COLUMNS, values[-1]))
+
+
+def default_run_folder(args):
+    if args.resume:  # the run continues where it was
+        return args.resume if os.path.isdir(args.resume) else os.path.dirname(os.path.abspath(args.resume))
+    return os.path.join("runs", f"{args.dataset}__{args.seed}__{time.strftime('%Y%m%d-%H%M%S')}")
+
+
 def main(argv=None):
     args, resume = parse_args(argv)
 
-    # -- setup: device, seed, data, models --------------------------------------------------
+    # -- setup: device, seed, data, models, run folder ---------------------------------------
     device = resolve_device(args.device)
     args.device_type = device
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
     seed_everything(args.seed)
-    if resume and "optimizers" not in resume:
-        raise CLIError(f"{args.resume} holds networks only (a shipped checkpoint): it can be evaluated, not resumed")
-    if args.out is None:
-        args.out = (os.path.dirname(os.path.abspath(args.resume)) if args.resume and not os.path.isdir(args.resume)
-                    else args.resume or os.path.join("runs", f"{args.dataset}__{args.seed}__{time.strftime('%Y%m%d-%H%M%S')}"))
-    prepare_run_folder(args)
-
+    args.out = args.out or default_run_folder(args)
     started = time.time()
     data = load_dataset(args, "train").to(device)
     test = load_dataset(args, "test").to(device)
-    index = class_index(data.labels, data.num_classes)
     iterations_per_epoch = len(data.labels) // args.batch_size  # the published epoch: floor(N / B)
     if iterations_per_epoch == 0:
         raise CLIError(f"--batch-size {args.batch_size} is larger than the {len(data.labels)} training images")
     total_iterations = min(args.epochs * iterations_per_epoch, args.max_iterations or sys.maxsize)
-
-    nets = build_models(data.image_shape, args.style_dim, args.class_dim)
-    nets = tuple(net.to(device) for net in nets)
-    optimizers = make_optimizers(*nets, args)
-    generator = torch.Generator(device).manual_seed(args.seed)  # batch sampling only
-    stream = new_stream(len(data.labels), generator)
+    nets, step_nets, optimizers, index, generator, stream = setup_training(data, args)
     step = 0
     if resume:
-        for net, name in zip(nets, ["encoder", "decoder", "discriminator"]):
-            net.load_state_dict(resume[name])  # loaded on the CPU; load_state_dict copies to the device
-        for name, opt in optimizers.items():
-            opt.load_state_dict(resume["optimizers"][name])
-        stream = {"size": len(data.labels), "order": resume["stream"]["order"].to(device),
-                  "position": resume["stream"]["position"]}
-        set_rng_state(resume["rng"], generator)
-        step = resume["step"]
-    step_nets = tuple(torch.compile(net) for net in nets) if args.compile else nets
+        step, stream = restore(resume, nets, optimizers, generator, data)
+    prepare_run_folder(args)  # only once data and checkpoint are in: a failed start leaves nothing behind
 
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite", "debug", "device_type")}
     config.update(image_shape=list(data.image_shape), num_classes=data.num_classes, class_names=data.class_names,
-                  torch=torch.__version__, git_commit=git_commit())
+                  torch=str(torch.__version__), git_commit=git_commit())
     with open(os.path.join(args.out, "config.json"), "w") as handle:
         json.dump(config, handle, indent=2)
     log_handle, log_writer = open_log(os.path.join(args.out, "log.csv"), step if resume else None)
     tensorboard = open_tensorboard(args.out, step if resume else None)
-    grid_sources = to_float(test.images[grid_indices(test.labels, 10)])
-
+    grid_sources = to_float(test.images[grid_indices(test.labels, 10)])  # fixed test images, one per class
     print(f"{args.dataset}: {len(data.labels)} training images {data.image_shape}, {data.num_classes} classes; "
           f"{iterations_per_epoch} iterations per epoch of batch {args.batch_size}; device {device}; "
           f"run folder {args.out}; loaded in {time.time() - started:.1f} s")
     if resume:
         print(f"resuming from step {step} (epoch {step // iterations_per_epoch}) of {args.resume}")
 
-    stop_signal = []
+    stop_signal = []  # set by SIGINT / SIGTERM, acted on between iterations
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop_signal.append(signal.Signals(signum).name))
 
     def save(epoch):
-        save_checkpoint(checkpoint_state(nets, optimizers, epoch, step, config, stream, generator),
+        save_atomically(checkpoint_state(nets, optimizers, epoch, step, config, stream, generator),
                         os.path.join(args.out, "checkpoint.pt"))
 
-    # -- the loop: draw, step, log, save, stop check -------------------------------------------
-    from tqdm import tqdm
-    pending = []  # (epoch, iteration, step, row tensor) not yet written: rows stay on the device
-    last_flush = time.time()
+    # -- the loop: draw, step, log, stop check; per epoch: summary, grid, save -------------------
+    pending = []  # (epoch, iteration, step, row) not yet written: rows stay on the device until then
+    try:
+        while step < total_iterations:
+            epoch, first = divmod(step, iterations_per_epoch)
+            epoch_start, epoch_first_step = time.time(), step
+            epoch_sum = torch.zeros(len(LOG_COLUMNS), device=device)
+            progress = tqdm(range(first, min(iterations_per_epoch, first + total_iterations - step)),
+                            desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, dynamic_ncols=True, disable=None)
+            for iteration in progress:
+                indices, images = draw_iteration(data, stream, index, generator, args)
+                try:
+                    row = train_iteration(step_nets, optimizers, images, args)
+                except NonFiniteLoss as error:
+                    write_log(pending, log_writer, tensorboard)
+                    bad_batch = os.path.join(args.out, f"nonfinite_step{step}.json")
+                    with open(bad_batch, "w") as handle:
+                        json.dump({"step": step, "loss": str(error), "batch_indices": indices.tolist()}, handle)
+                    raise CLIError(f"non-finite {error} loss at step {step} (epoch {epoch + 1}, iteration {iteration}); "
+                                   f"stopped, the last good checkpoint is kept; batch indices in {bad_batch}; "
+                                   f"--nan-policy skip skips such updates instead") from None
+                step += 1
+                epoch_sum += row
+                pending.append((epoch, iteration, step, row))
+                if step % args.log_every == 0:
+                    latest = write_log(pending, log_writer, tensorboard)
+                    progress.set_postfix(rec=f"{latest['reconstruction']:.4f}", gen=f"{latest['generator']:.3f}",
+                                         disc=f"{latest['discriminator']:.3f}", acc=f"{latest['disc_accuracy']:.2f}")
+                if stop_signal:
+                    write_log(pending, log_writer, tensorboard)
+                    save(epoch)
+                    print(f"\n{stop_signal[0]}: saved step {step} to {args.out}/checkpoint.pt; "
+                          f"resume with: python train.py --resume {args.out}")
+                    return
+            progress.close()
+            write_log(pending, log_writer, tensorboard)
+            log_handle.flush()
 
-    def flush_log():
-        nonlocal last_flush
-        if not pending:
-            return
-        values = torch.stack([row for *_, row in pending]).tolist()  # the one sync per --log-every
-        seconds_per_iteration = (time.time() - last_flush) / len(pending)
-        for (epoch, iteration, row_step, _), row in zip(pending, values):
-            log_writer.writerow({"epoch": epoch, "iteration": iteration, "step": row_step,
-                                 **dict(zip(LOG_COLUMNS, row))})
+            done, seconds = step - epoch_first_step, time.time() - epoch_start
+            mean = dict(zip(LOG_COLUMNS, (epoch_sum / done).tolist()))
+            print(f"epoch {epoch + 1}/{args.epochs} step {step}: reconstruction {mean['reconstruction']:.4f} "
+                  f"kl {mean['kl']:.4f} generator {mean['generator']:.3f} discriminator {mean['discriminator']:.3f} "
+                  f"disc accuracy {mean['disc_accuracy']:.3f} (stepped {mean['disc_stepped']:.0%}) | "
+                  f"{seconds:.1f} s, {seconds / done:.3f} s/iteration", flush=True)
+            grid = swap_grid(nets[0], nets[1], grid_sources, grid_sources)
+            save_image(grid, os.path.join(args.out, "swap_grid.png"))
             if tensorboard:
-                for name, value in zip(LOG_COLUMNS, row):
-                    group = "losses" if name in ("reconstruction", "kl", "generator", "discriminator") else "charts"
-                    tensorboard.add_scalar(f"{group}/{name}", value, row_step)
-        log_handle.flush()
+                tensorboard.add_scalar("charts/s_per_iteration", seconds / done, step)
+                tensorboard.add_image("swap_grid", grid, step)
+            finished_epoch = step % iterations_per_epoch == 0
+            if step >= total_iterations or (finished_epoch and (epoch + 1) % args.save_every == 0):
+                save(epoch + 1 if finished_epoch else epoch)
+    finally:
+        log_handle.close()
         if tensorboard:
-            tensorboard.add_scalar("charts/s_per_iteration", seconds_per_iteration, pending[-1][2])
-        pending.clear()
-        last_flush = time.time()
-        return dict(zip(LOG_COLUMNS, values[-1])), seconds_per_iteration
-
-    while step < total_iterations:
-        epoch, first = divmod(step, iterations_per_epoch)
-        epoch_start, epoch_steps = time.time(), step
-        epoch_sum = torch.zeros(len(LOG_COLUMNS), device=device)
-        progress = tqdm(range(first, min(iterations_per_epoch, first + total_iterations - step)),
-                        desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, dynamic_ncols=True,
-                        disable=None)
-        for iteration in progress:
-            indices, images = draw_iteration(data, stream, index, generator, args)
-            try:
-                row = train_iteration(step_nets, optimizers, images, args)
-            except NonFiniteLoss as error:
-                flush_log()
-                bad_batch = os.path.join(args.out, f"nonfinite_step{step}.json")
-                with open(bad_batch, "w") as handle:
-                    json.dump({"step": step, "loss": str(error), "batch_indices": indices.tolist()}, handle)
-                raise CLIError(f"non-finite {error} loss at step {step} (epoch {epoch + 1}, iteration {iteration}); "
-                               f"stopped, the last good checkpoint is kept; batch indices in {bad_batch}; "
-                               f"--nan-policy skip skips such updates instead") from None
-            step += 1
-            epoch_sum += row
-            pending.append((epoch, iteration, step, row))
-            if step % args.log_every == 0:
-                latest, seconds = flush_log()
-                progress.set_postfix(rec=f"{latest['reconstruction']:.4f}", gen=f"{latest['generator']:.3f}",
-                                     disc=f"{latest['discriminator']:.3f}", acc=f"{latest['disc_accuracy']:.2f}",
-                                     s_it=f"{seconds:.3f}")
-            if stop_signal:
-                flush_log()
-                save(epoch)
-                print(f"\n{stop_signal[0]}: saved step {step} to {args.out}/checkpoint.pt; "
-                      f"resume with: python train.py --resume {args.out}")
-                return
-        progress.close()
-        flush_log()
-        done = step - epoch_steps
-        mean = dict(zip(LOG_COLUMNS, (epoch_sum / max(done, 1)).tolist()))
-        seconds = time.time() - epoch_start
-        print(f"epoch {epoch + 1}/{args.epochs} step {step}: reconstruction {mean['reconstruction']:.4f} "
-              f"kl {mean['kl']:.4f} generator {mean['generator']:.3f} discriminator {mean['discriminator']:.3f} "
-              f"disc accuracy {mean['disc_accuracy']:.3f} (stepped {mean['disc_stepped']:.0%}) | "
-              f"{seconds:.1f} s, {seconds / max(done, 1):.3f} s/iteration", flush=True)
-        grid = swap_grid(nets[0], nets[1], grid_sources, grid_sources)
-        save_image(grid, os.path.join(args.out, "swap_grid.png"))
-        if tensorboard:
-            tensorboard.add_image("swap_grid", grid, step)
-        finished_epoch = step % iterations_per_epoch == 0
-        if step >= total_iterations or (finished_epoch and (epoch + 1) % args.save_every == 0):
-            save(epoch + 1 if finished_epoch else epoch)
-    log_handle.close()
-    if tensorboard:
-        tensorboard.close()
+            tensorboard.close()
     print(f"done: {step} iterations; run folder {args.out} (checkpoint.pt, log.csv, swap_grid.png, TensorBoard events)")
 
 

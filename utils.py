@@ -81,11 +81,11 @@ def kl_divergence(mu, logvar, image_numel):
 # ---------------------------------------------------------------------------------------------
 # Checkpoints: tensors and plain types only, written atomically.
 
-def save_checkpoint(state, path):
-    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+def save_atomically(state, path):
+    """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
 
-    A crash at any moment leaves either the old checkpoint or the new one. A failed
-    write (a full disk) removes the partial file and raises, leaving the old one intact.
+    A crash at any moment leaves either the old file or the new one. A failed write (a
+    full disk) removes the partial file and raises a CLIError, leaving the old one intact.
     """
     temporary = f"{path}.tmp{os.getpid()}"
     try:
@@ -97,10 +97,15 @@ def save_checkpoint(state, path):
     except BaseException as error:
         if os.path.exists(temporary):
             os.remove(temporary)
-        if isinstance(error, (OSError, RuntimeError)):
-            raise CLIError(f"could not write checkpoint {path} ({error}); "
-                           f"free disk space or choose another --out; the previous checkpoint is intact") from error
+        if isinstance(error, (OSError, RuntimeError)):  # torch.save reports a full disk as RuntimeError
+            raise CLIError(f"could not write {path} ({first_line(error)}): free disk space or choose "
+                           f"another folder; the previous {os.path.basename(path)} is intact") from error
         raise
+
+
+def first_line(error):
+    """An exception's message cut to one line, for one-line errors."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def checkpoint_path(run_or_checkpoint):
@@ -119,9 +124,8 @@ def load_checkpoint(run_or_checkpoint, device="cpu"):
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CLIError(f"cannot read checkpoint {path}: expected a checkpoint written by train.py "
-                       f"(a torch zip file of tensors and plain values); torch says: {reason[:200]}") from error
+                       f"(a torch zip file of tensors and plain values); torch says: {first_line(error)[:200]}") from error
     if not isinstance(state, dict) or not {"config", "encoder", "decoder"} <= state.keys():
         raise CLIError(f"{path} is a torch file but not a train.py checkpoint "
                        f"(expected keys config, encoder, decoder)")

@@ -1,0 +1,203 @@
+"""The model, the pairing, the three training phases and train.py end to end."""
+import csv
+import json
+import os
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import train
+from conftest import REAL_DATA, run_script
+from data_loader import class_index, draw_indices, draw_partners, new_stream
+from networks import Classifier, build_models
+from utils import kl_divergence, load_checkpoint
+
+
+def step_args(**overrides):
+    args = train.build_parser().parse_args([])
+    args.device_type = "cpu"
+    for name, value in overrides.items():
+        setattr(args, name, value)
+    return args
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64), (1, 64, 64)])
+def test_network_shapes(shape):
+    encoder, decoder, discriminator = build_models(shape, style_dim=7, class_dim=5)
+    images = torch.rand(3, *shape)
+    mu, logvar, class_code = encoder(images)
+    assert mu.shape == logvar.shape == (3, 7) and class_code.shape == (3, 5)
+    rebuilt = decoder(mu, class_code)
+    assert rebuilt.shape == images.shape
+    assert rebuilt.min() >= 0 and rebuilt.max() <= 1  # sigmoid output
+    assert discriminator(images, rebuilt).shape == (3, 2)
+    assert Classifier(7, 10)(mu).shape == (3, 10)
+
+
+def test_mnist_layers_match_published():
+    encoder, decoder, discriminator = build_models((1, 28, 28), 16, 16)
+    assert encoder.style_mu.in_features == 256 and discriminator.output.in_features == 512
+    assert decoder.style_input.out_features == decoder.class_input.out_features == 256
+    # published init: N(0, 0.05) for convs and linears, zero bias
+    assert abs(encoder.features[0].weight.std().item() - 0.05) < 0.01
+    assert encoder.style_mu.bias.abs().max() == 0
+
+
+def test_partners_share_class_and_differ():
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 1, 1, 3])  # class 2 and 3 have one image each
+    index = class_index(labels, 4)
+    generator = torch.Generator().manual_seed(0)
+    anchors = torch.arange(len(labels)).repeat(200)
+    partners = draw_partners(anchors, labels, index, generator)
+    assert torch.equal(labels[partners], labels[anchors])
+    alone = (labels[anchors] == 2) | (labels[anchors] == 3)
+    assert torch.equal(partners[alone], anchors[alone])  # a lone image can only pair with itself
+    assert (partners[~alone] != anchors[~alone]).all()
+    # every other member of the class is drawn, not just a neighbour
+    drawn = set(partners[anchors == 0].tolist())
+    assert drawn == {2, 5}
+
+
+def test_every_image_once_per_pass():
+    generator = torch.Generator().manual_seed(0)
+    stream = new_stream(10, generator)
+    drawn = torch.cat([draw_indices(stream, 3, generator) for _ in range(10)])  # 3 passes of 10
+    for p in range(3):
+        assert sorted(drawn[10 * p: 10 * (p + 1)].tolist()) == list(range(10))
+    assert not torch.equal(drawn[:10], drawn[10:20])  # each pass is reshuffled
+
+
+def test_sampling_is_seeded():
+    def draws(seed):
+        generator = torch.Generator().manual_seed(seed)
+        stream = new_stream(50, generator)
+        return torch.cat([draw_indices(stream, 7, generator) for _ in range(5)])
+    assert torch.equal(draws(1), draws(1)) and not torch.equal(draws(1), draws(2))
+
+
+def test_kl_matches_closed_form():
+    mu, logvar = torch.zeros(4, 3), torch.zeros(4, 3)
+    assert kl_divergence(mu, logvar, 10).item() == 0
+    mu = torch.ones(4, 3)  # KL = 0.5 * mu^2 per dimension: 12 * 0.5 = 6, over B * numel = 40
+    assert kl_divergence(mu, logvar, 10).item() == pytest.approx(6 / 40)
+
+
+def tiny_setup(seed=0):
+    torch.manual_seed(seed)
+    nets = build_models((1, 28, 28), 4, 4)
+    args = step_args(batch_size=8)
+    return nets, train.make_optimizers(*nets, args), args
+
+
+def batch(n=8, seed=0):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("gate, moves", [(1.0, True), (1e-6, False)])
+def test_discriminator_gate(gate, moves):
+    (encoder, decoder, discriminator), optimizers, args = tiny_setup()
+    args.disc_gate = gate  # accuracy is in [0, 1]: 1.0 is above any accuracy below 1, 1e-6 below any above 0
+    before = [p.detach().clone() for p in discriminator.parameters()]
+    coder = [p.detach().clone() for p in list(encoder.parameters()) + list(decoder.parameters())]
+    _, accuracy, stepped = train.discriminator_step(encoder, decoder, discriminator, optimizers["discriminator"],
+                                                    batch(seed=1), batch(seed=2), batch(seed=3), args)
+    assert 0 < accuracy < 1 and stepped == moves
+    changed = any(not torch.equal(b, p) for b, p in zip(before, discriminator.parameters()))
+    assert changed == moves
+    # the discriminator step never moves the encoder or decoder
+    assert all(torch.equal(b, p) for b, p in zip(coder, list(encoder.parameters()) + list(decoder.parameters())))
+
+
+def test_generator_step_leaves_discriminator_alone():
+    (encoder, decoder, discriminator), optimizers, args = tiny_setup()
+    before = [p.detach().clone() for p in discriminator.parameters()]
+    coder = [p.detach().clone() for p in encoder.parameters()]
+    train.generator_step(encoder, decoder, discriminator, optimizers["generator"], batch(seed=1), batch(seed=2), args)
+    assert all(torch.equal(b, p) for b, p in zip(before, discriminator.parameters()))
+    assert all(p.grad is None and p.requires_grad for p in discriminator.parameters())
+    assert any(not torch.equal(b, p) for b, p in zip(coder, encoder.parameters()))
+
+
+def test_autoencoder_step_reduces_loss():
+    (encoder, decoder, _), optimizers, args = tiny_setup()
+    x, partner = batch(seed=1), batch(seed=2)
+    first, *_ = train.autoencoder_step(encoder, decoder, optimizers["autoencoder"], x, partner, args)
+    for _ in range(30):
+        last, *_ = train.autoencoder_step(encoder, decoder, optimizers["autoencoder"], x, partner, args)
+    assert last < first
+
+
+def test_no_reparam_has_no_kl_and_no_noise():
+    (encoder, decoder, _), optimizers, args = tiny_setup()
+    args.no_reparam = True
+    _, kl, _ = train.autoencoder_step(encoder, decoder, optimizers["autoencoder"], batch(), batch(seed=1), args)
+    assert kl.item() == 0
+
+
+def test_iteration_layout_pairs_the_right_rows(mnist_root):
+    args = step_args(data_root=mnist_root, batch_size=4, generator_times=2, discriminator_times=2)
+    data = train.load_dataset(args, "train")
+    _, _, _, index, generator, stream = train.setup_training(data, args)
+    indices, images = train.draw_iteration(data, stream, index, generator, args)
+    rows, partner_rows = train.iteration_layout(args)
+    assert indices.shape == (rows + len(partner_rows), 4) and images.shape == (*indices.shape, 1, 28, 28)
+    for k, row in enumerate(partner_rows):
+        assert torch.equal(data.labels[indices[rows + k]], data.labels[indices[row]])
+    assert torch.equal(images[2, 1], data.images[indices[2, 1]].float() / 255)
+
+
+def read_log(run):
+    with open(os.path.join(run, "log.csv"), newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_fixture_run_writes_every_output(mnist_root, tmp_path):
+    run = tmp_path / "run"
+    result = run_script("train.py", "--data-root", mnist_root, "--out", run, "--batch-size", 16,
+                        "--epochs", 2, "--log-every", 5, "--save-every", 1)
+    assert "epoch 2/2" in result.stdout
+    config = json.loads((run / "config.json").read_text())
+    assert config["style_dim"] == 16 and config["image_shape"] == [1, 28, 28] and "torch" in config
+    rows = read_log(run)
+    assert [int(r["step"]) for r in rows] == list(range(1, 2 * 12 + 1))  # 200 images // 16 = 12 per epoch
+    assert {r["disc_stepped"] for r in rows} <= {"0.0", "1.0"}
+    assert all(0 <= float(r["disc_accuracy"]) <= 1 for r in rows)
+    state = load_checkpoint(str(run))
+    assert state["step"] == 24 and state["epoch"] == 2
+    assert {"autoencoder", "generator", "discriminator"} == state["optimizers"].keys()
+    assert any(name.startswith("events.") for name in os.listdir(run))
+    assert (run / "swap_grid.png").stat().st_size > 0
+
+
+def final_weights(run):
+    state = load_checkpoint(str(run))
+    return {f"{net}.{k}": v for net in ("encoder", "decoder", "discriminator") for k, v in state[net].items()}
+
+
+def test_resume_gives_identical_weights(mnist_root, tmp_path):
+    common = ["--data-root", mnist_root, "--batch-size", 16, "--log-every", 4]
+    run_script("train.py", *common, "--out", tmp_path / "straight", "--epochs", 2)
+    run_script("train.py", *common, "--out", tmp_path / "split", "--epochs", 1)
+    run_script("train.py", "--resume", tmp_path / "split", "--epochs", 2)
+    straight, split = final_weights(tmp_path / "straight"), final_weights(tmp_path / "split")
+    assert all(torch.equal(straight[k], split[k]) for k in straight)
+    assert read_log(tmp_path / "straight") == read_log(tmp_path / "split")
+
+
+def test_resume_mid_epoch_from_max_iterations(mnist_root, tmp_path):
+    common = ["--data-root", mnist_root, "--batch-size", 16, "--epochs", 1]
+    run_script("train.py", *common, "--out", tmp_path / "straight")
+    run_script("train.py", *common, "--out", tmp_path / "split", "--max-iterations", 5)
+    run_script("train.py", "--resume", tmp_path / "split")
+    straight, split = final_weights(tmp_path / "straight"), final_weights(tmp_path / "split")
+    assert all(torch.equal(straight[k], split[k]) for k in straight)
+
+
+@pytest.mark.skipif(not REAL_DATA, reason="set DFV_DATA to the shared data folder")
+def test_real_mnist_reconstruction_falls(tmp_path):
+    run_script("train.py", "--data-root", REAL_DATA, "--out", tmp_path, "--max-iterations", 100,
+               "--log-every", 10)
+    losses = [float(r["reconstruction"]) for r in read_log(tmp_path)]
+    assert len(losses) == 100
+    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
