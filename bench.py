@@ -18,7 +18,7 @@ import torch
 
 import train
 from data_loader import Dataset, load_dataset
-from utils import run_cli, seed_everything
+from utils import resolve_device, run_cli, seed_everything
 
 # Shape and size of each dataset's training set, for synthetic data.
 SYNTHETIC = {"mnist": ((1, 28, 28), 10, 60000), "sprites": ((3, 64, 64), 500, 60000),
@@ -47,7 +47,7 @@ def main():
     if bench_args.data_root:
         train_argv += ["--data-root", bench_args.data_root]
     args, _ = train.parse_args(train_argv)
-    device = train.resolve_device(args.device)
+    device = resolve_device(args.device)
     args.device_type = device
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -81,7 +81,7 @@ def main():
         "iterations": bench_args.iterations, "warmup": bench_args.warmup,
         "median_s_per_iter": round(median, 5),
         "p90_s_per_iter": round(statistics.quantiles(total_seconds, n=10)[-1], 5),
-        "images_per_s": round(args.batch_size / median, 1),
+        "images_per_s": round(args.batch_size / median, 2),
         "batch_share": round(sum(batch_seconds) / sum(total_seconds), 4),
         "peak_mem_mb": round(peak_mb, 1),
     }))

@@ -15,9 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
-import scipy.io
 import torch
 from PIL import Image, ImageOps
 
@@ -145,6 +143,7 @@ def sprites_files(folder):
 
 def read_sprites_split(path, split):
     """Sorted character numbers (1-based) of one split of sprites_splits.mat (MATLAB v5)."""
+    import scipy.io  # imported here: only Sprites needs it, and start-up time counts
     try:
         return sorted(int(number) for number in np.ravel(scipy.io.loadmat(path)[SPRITES_SPLITS[split]]))
     except (OSError, ValueError, KeyError, NotImplementedError) as error:
@@ -165,6 +164,7 @@ def read_sprites_file(path, number):
     column, channel) frames flattened column-major. h5py shows that matrix transposed, one
     frame per row, and inside a row the image row index runs fastest: (channel, column, row).
     """
+    import h5py  # imported here: only Sprites needs it
     try:
         with h5py.File(path, "r") as mat:
             # entries 1-20 are 5 actions x 4 viewpoints; the 21st, an extra animation, is left out

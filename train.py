@@ -25,7 +25,7 @@ from tqdm import tqdm
 from data_loader import (DATASETS, class_index, draw_indices, draw_partners, grid_indices,
                          load_dataset, new_stream, to_float)
 from networks import build_models
-from utils import (CLIError, git_commit, kl_divergence, load_checkpoint, rng_state, run_cli,
+from utils import (CLIError, git_commit, kl_divergence, load_checkpoint, resolve_device, rng_state, run_cli,
                    sample_style, save_atomically, seed_everything, set_rng_state, swap_grid)
 
 LOG_COLUMNS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy", "disc_stepped",
@@ -94,10 +94,6 @@ def check_args(parser, args):
         parser.error("--device cuda was asked for but this torch sees no CUDA device; use --device cpu")
     if args.amp and resolve_device(args.device) != "cuda":
         parser.error("--amp is bfloat16 autocast for CUDA; on the CPU it was slower, so it is not offered")
-
-
-def resolve_device(device):
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 def parse_args(argv=None):

@@ -27,6 +27,11 @@ def run_cli(main):
         sys.exit(1)
 
 
+def resolve_device(device):
+    """--device auto|cpu|cuda -> cpu or cuda."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
 # ---------------------------------------------------------------------------------------------
 # Seeding and RNG state (restored on resume, so a resumed run draws the same numbers).
 

@@ -1,0 +1,579 @@
+"""Evaluate a trained model: latent classifiers, swap accuracy, swap grid, t-SNE and loss curves.
+
+    python evaluate.py --checkpoint runs/mnist__0__20260101-120000             # a run folder
+    python evaluate.py --checkpoint checkpoints/mnist_z16_s16.pt --data-root ./data
+    python evaluate.py --checkpoint RUN --probe-iterations 5000 --skip-tsne     # quicker
+
+Model, dataset and code sizes come from the checkpoint's config; --data-root and --cache-dir
+override its paths. The protocol (every setting also goes into results.json):
+- codes: the encoder in eval mode (per-image instance norm) encodes the probes' train and test images;
+- probes: networks.Classifier trained with Adam (--probe-lr, --probe-batch-size, --probe-iterations)
+  on z sampled (mu + sigma * eps, a fresh sample each time an image is used, also when measuring
+  accuracy: the published numbers are "after reparameterization"; --z-sample fixed draws one per
+  image instead), on z mean (mu), and on s;
+- splits: MNIST train / official test; LINE-MOD train / real test; Sprites: class = identity, so the
+  train-split characters, each character's frames split 80/20 (seed 0);
+- style probes, where the dataset has style labels (Sprites action and viewpoint; LINE-MOD pose in
+  8 k-means view clusters): the same three probes predict the style; z should, s should not;
+- swap accuracy: a small CNN trained on the probes' train images labels Dec(mu_i, s_j) for random
+  test pairs (i, j) of different classes: the share labelled j's class (s sets the class) and the
+  share labelled i's class (z leaks it);
+- chance: the accuracy of always answering the probe-train split's most frequent class.
+Writes results.json, the swap grid <dataset>_<zdim>.png, tsne_z.png and loss_curves.png to --out,
+copies the pictures to --images-dir, and prints the table.
+"""
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.utils import save_image
+from tqdm import tqdm
+
+from data_loader import Dataset, draw_indices, load_dataset, new_stream, split_per_class, to_float
+from networks import Classifier, Decoder, Encoder
+from utils import (CLIError, checkpoint_path, first_line, load_checkpoint, resolve_device, run_cli, sample_style,
+                   seed_everything, swap_grid)
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+CODES = ("z_sampled", "z_mean", "s")  # the probes' inputs
+# Part of the protocol, not of --seed: the Sprites frame split and the LINE-MOD view bins.
+FIXED_SEED = 0
+WITHIN_CLASS_SPLIT = {"sprites": 0.2}  # dataset -> share of each class's images held out for the probes
+# The style factors probed: the loaders' other style labels are identity attributes (Sprites hair, ...)
+# or bookkeeping (LINE-MOD set and file number). Float labels (pose quaternions) are binned into views.
+STYLE_PROBES = {"sprites": ("action", "viewpoint"), "linemod": ("pose",)}
+VIEW_BINS = 8
+GRID_CLASSES = {"sprites": 8, "linemod": None}  # columns of the swap grid; None = every class; others 10
+ENCODE_BATCH = 500
+JUDGE_LR, JUDGE_BATCH = 1e-3, 128  # the swap-accuracy CNN
+LOSS_PANELS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy"]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_argument_group("model and data")
+    source.add_argument("--checkpoint", required=True, metavar="RUN_OR_CHECKPOINT", help="run folder (its checkpoint.pt) or a .pt file written by train.py, full or networks only")
+    source.add_argument("--data-root", default=None, help="dataset folder (default: the checkpoint's --data-root)")
+    source.add_argument("--cache-dir", default=None, help="decoded-image cache of Sprites/LINE-MOD/folder data (default: the checkpoint's)")
+    source.add_argument("--log", default=None, help="log.csv to plot (default: log.csv beside the checkpoint; skipped with a message when there is none)")
+    probes = parser.add_argument_group("latent classifiers (probes)")
+    probes.add_argument("--probe-iterations", type=int, default=20000, help="Adam steps of each probe (default %(default)s)")
+    probes.add_argument("--probe-lr", type=float, default=1e-4, help="Adam learning rate of the probes (default %(default)s)")
+    probes.add_argument("--z-sample", default="fresh", choices=["fresh", "fixed"], help="z sampled: a fresh sample each time an image is used, or one sample per image drawn once (the protocol of the reference numbers in issue 4)")
+    probes.add_argument("--probe-batch-size", type=int, default=128, help="codes per probe batch (default %(default)s)")
+    swap = parser.add_argument_group("swap accuracy")
+    swap.add_argument("--swap-pairs", type=int, default=10000, help="random test pairs (i, j) of different classes, decoded as Dec(z_i, s_j) (default %(default)s)")
+    swap.add_argument("--judge-iterations", type=int, default=1000, help=f"Adam steps (batch {JUDGE_BATCH}, lr {JUDGE_LR}) of the CNN that labels the swapped images (default %(default)s)")
+    swap.add_argument("--skip-swap", action="store_true", help="no swap accuracy (saves training the CNN)")
+    pictures = parser.add_argument_group("pictures")
+    pictures.add_argument("--tsne-images", type=int, default=2000, help="test images in the t-SNE plot of z (default %(default)s)")
+    pictures.add_argument("--skip-tsne", action="store_true", help="no t-SNE plot (the slowest picture)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", default=None, help="folder for results.json and the pictures (default: the run folder; runs/<name> for a checkpoint file not named checkpoint.pt)")
+    output.add_argument("--images-dir", default=os.path.join(ROOT, "images"), help="also copy the pictures here as <dataset>_<zdim>[_no_reparam][_tsne_z|_loss_curves].png, for the README; '' = do not")
+    system = parser.add_argument_group("device and seed")
+    system.add_argument("--seed", type=int, default=0, help="seeds the probes, the CNN, the pairs, the grid sources and t-SNE (default %(default)s)")
+    system.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
+    system.add_argument("--threads", type=int, default=1, help="CPU threads of torch (0 = torch's default): the probes are too small to gain from more threads, and lose a lot when the cores are shared with a training run (default %(default)s)")
+    system.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.threads < 0:
+        parser.error(f"--threads must be 0 (torch's default) or positive, got {args.threads}")
+    for name in ["probe_iterations", "probe_batch_size", "swap_pairs", "judge_iterations", "tsne_images"]:
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.probe_batch_size < 2:
+        parser.error("--probe-batch-size must be at least 2 (the probe has batch norm)")
+    if args.probe_lr <= 0:
+        parser.error(f"--probe-lr must be positive, got {args.probe_lr}")
+    if not args.skip_tsne and args.tsne_images < 10:
+        parser.error(f"--tsne-images must be at least 10, got {args.tsne_images}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda was asked for but this torch sees no CUDA device; use --device cpu")
+    return args
+
+
+def output_folder(args):
+    if args.out:
+        return args.out
+    path = checkpoint_path(args.checkpoint)
+    if os.path.basename(path) == "checkpoint.pt":
+        return os.path.dirname(path) or "."
+    return os.path.join("runs", os.path.splitext(os.path.basename(path))[0])  # a shipped checkpoint
+
+
+def picture_stem(config):
+    """images/<dataset>_<zdim>.png, as published; a --no-reparam model must not overwrite its partner."""
+    return f"{config['dataset']}_{config['style_dim']}" + ("_no_reparam" if config.get("no_reparam") else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and data.
+
+def load_networks(state, device):
+    """Encoder and decoder of a checkpoint (full or networks only), in eval mode on `device`."""
+    config = state["config"]
+    shape = tuple(config["image_shape"])
+    encoder = Encoder(shape, config["style_dim"], config["class_dim"])
+    decoder = Decoder(shape, config["style_dim"], config["class_dim"])
+    try:
+        encoder.load_state_dict(state["encoder"])
+        decoder.load_state_dict(state["decoder"])
+    except RuntimeError as error:
+        raise CLIError(f"the checkpoint's networks do not match its config (image shape {shape}, "
+                       f"style dim {config['style_dim']}, class dim {config['class_dim']}): "
+                       f"{first_line(error)}") from error
+    return encoder.to(device).eval(), decoder.to(device).eval()
+
+
+def load_data(config, args):
+    """The dataset's train and test splits as the checkpoint was trained (path flags applied), with
+    only the probed style labels, pose quaternions binned into views."""
+    data_args = argparse.Namespace(**{**config, "data_root": args.data_root or config["data_root"],
+                                      "cache_dir": args.cache_dir or config.get("cache_dir")})
+    train, test = load_dataset(data_args, "train"), load_dataset(data_args, "test")
+    if list(train.image_shape) != list(config["image_shape"]) or train.num_classes != config["num_classes"]:
+        raise CLIError(f"the data in {data_args.data_root} has images {train.image_shape} and {train.num_classes} "
+                       f"classes, but the checkpoint was trained on {tuple(config['image_shape'])} and "
+                       f"{config['num_classes']}: pass the --data-root it was trained on")
+    names = [name for name in STYLE_PROBES.get(config["dataset"], ()) if name in train.style_labels]
+    train, test = (dataclasses.replace(data, style_labels={name: data.style_labels[name] for name in names})
+                   for data in (train, test))
+    return bin_views(train, test)
+
+
+def bin_views(train, test):
+    """Float style labels (LINE-MOD pose quaternions, (N, 4)) -> VIEW_BINS view clusters, int64.
+
+    k-means (fixed seed) is fit on the training split and assigns both splits. q and -q are the
+    same rotation, so each quaternion is first flipped to a non-negative first component.
+    """
+    train_labels, test_labels = dict(train.style_labels), dict(test.style_labels)
+    for name, values in train.style_labels.items():
+        if values.is_floating_point():
+            from sklearn.cluster import KMeans
+            kmeans = KMeans(VIEW_BINS, random_state=FIXED_SEED, n_init=10).fit(same_hemisphere(values))
+            train_labels[name] = torch.from_numpy(kmeans.labels_).long()
+            test_labels[name] = torch.from_numpy(kmeans.predict(same_hemisphere(test.style_labels[name]))).long()
+    return (dataclasses.replace(train, style_labels=train_labels),
+            dataclasses.replace(test, style_labels=test_labels))
+
+
+def same_hemisphere(quaternions):
+    q = quaternions.double().numpy()
+    return q * np.where(q[:, :1] < 0, -1.0, 1.0)
+
+
+def probe_splits(train, test, dataset):
+    """The probes' (train, test) datasets: the dataset's own splits, or for Sprites (class =
+    identity, and test identities are unseen) each training class's images split at random."""
+    if dataset not in WITHIN_CLASS_SPLIT:
+        return train, test
+    first, second = split_per_class(train.labels, WITHIN_CLASS_SPLIT[dataset], FIXED_SEED)
+    return subset(train, first), subset(train, second)
+
+
+def subset(data, indices):
+    return Dataset(data.images[indices], data.labels[indices], data.class_names,
+                   {name: values[indices] for name, values in data.style_labels.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# Codes and classifiers. Classifiers train on batches gathered by index from tensors on the
+# device (no DataLoader): a probe step is then a few small kernels.
+
+@torch.no_grad()
+def encode(encoder, images, desc):
+    """uint8 images (N, C, H, W) -> {"mu", "logvar", "s"}, each (N, dim), with the encoder in eval mode."""
+    encoder.eval()
+    starts = range(0, len(images), ENCODE_BATCH)
+    parts = [encoder(to_float(images[start:start + ENCODE_BATCH]))
+             for start in tqdm(starts, desc=desc, leave=False, disable=None)]
+    mu, logvar, s = (torch.cat(part) for part in zip(*parts))
+    return {"mu": mu, "logvar": logvar, "s": s}
+
+
+def code_of(codes, name, indices):
+    """A probe's input for these images: z sampled afresh (mu + sigma * eps), z mean (mu), or s.
+
+    codes["logvar"] is None for a --no-reparam model, whose z is mu: then z sampled = z mean.
+    With --z-sample fixed, codes["z_fixed"] holds the one sample per image.
+    """
+    if name == "s":
+        return codes["s"][indices]
+    if name == "z_sampled" and "z_fixed" in codes:
+        return codes["z_fixed"][indices]
+    if name == "z_sampled" and codes["logvar"] is not None:
+        return sample_style(codes["mu"][indices], codes["logvar"][indices])
+    return codes["mu"][indices]
+
+
+def fit(model, inputs, labels, iterations, lr, batch_size, seed, desc):
+    """Train a classifier with Adam; inputs(indices) gives the model's input for those items.
+
+    Batches come from endless reshuffled passes over the items, as in training.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator(labels.device).manual_seed(seed)
+    stream = new_stream(len(labels), generator)
+    model.train()
+    for _ in tqdm(range(iterations), desc=desc, leave=False, disable=None, mininterval=1):
+        batch = draw_indices(stream, batch_size, generator)
+        loss = F.cross_entropy(model(inputs(batch)), labels[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(model, inputs, labels, batch_size=2048):
+    """Share of the items the model labels correctly, in eval mode."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(labels), batch_size):
+        indices = torch.arange(start, min(start + batch_size, len(labels)), device=labels.device)
+        correct += (model(inputs(indices)).argmax(1) == labels[indices]).sum().item()
+    return correct / len(labels)
+
+
+def chance(train_labels, test_labels):
+    """Test accuracy of always answering the most frequent training class."""
+    return (test_labels == torch.bincount(train_labels).argmax()).sum().item() / len(test_labels)
+
+
+def probe(train_codes, train_labels, test_codes, test_labels, name, args, desc):
+    """Train the published probe on one code (z_sampled, z_mean or s) -> {"train_acc", "test_acc"}."""
+    seed_everything(args.seed)  # init and z noise: each probe the same whatever ran before it
+    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    model = Classifier(train_codes["s" if name == "s" else "mu"].shape[1], num_classes).to(train_labels.device)
+    fit(model, lambda i: code_of(train_codes, name, i), train_labels, args.probe_iterations, args.probe_lr,
+        args.probe_batch_size, args.seed, desc)
+    return {"train_acc": accuracy(model, lambda i: code_of(train_codes, name, i), train_labels),
+            "test_acc": accuracy(model, lambda i: code_of(test_codes, name, i), test_labels)}
+
+
+def run_probes(train_codes, test_codes, probe_train, probe_test, args):
+    """The class from z sampled, z mean and s; then every style label from the same three codes."""
+    results = {name: probe(train_codes, probe_train.labels, test_codes, probe_test.labels, name, args,
+                           f"probe {name} -> class") for name in CODES}
+    results["style"] = {}
+    for label in probe_train.style_labels:
+        train_labels, test_labels = probe_train.style_labels[label], probe_test.style_labels[label]
+        results["style"][label] = {
+            "num_classes": int(max(train_labels.max(), test_labels.max())) + 1,
+            "chance": chance(train_labels, test_labels),
+            **{name: probe(train_codes, train_labels, test_codes, test_labels, name, args, f"probe {name} -> {label}")
+               for name in CODES}}
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Swap accuracy: does Dec(z_i, s_j) show j's class?
+
+def image_classifier(image_shape, num_classes):
+    """The judge: 3x3 stride-2 convs (16, 32, 64 channels) halve the image down to at most
+    8 pixels (28 -> 14 -> 7, 64 -> 32 -> 16 -> 8), then one linear layer."""
+    channels, height, width = image_shape
+    layers, width_out = [], 16
+    while max(height, width) > 8:
+        layers += [nn.Conv2d(channels, width_out, 3, stride=2, padding=1), nn.ReLU()]
+        channels, width_out = width_out, 2 * width_out
+        height, width = (height + 1) // 2, (width + 1) // 2
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * height * width, num_classes))
+
+
+def train_judge(probe_train, probe_test, args):
+    """The CNN that labels swapped images, trained on the probe-train images; returns it and its test accuracy."""
+    seed_everything(args.seed)
+    judge = image_classifier(probe_train.image_shape, probe_train.num_classes).to(probe_train.images.device)
+    fit(judge, lambda i: to_float(probe_train.images[i]), probe_train.labels, args.judge_iterations, JUDGE_LR,
+        JUDGE_BATCH, args.seed, "swap judge")
+    return judge, accuracy(judge, lambda i: to_float(probe_test.images[i]), probe_test.labels, batch_size=500)
+
+
+def different_class_pairs(labels, count, seed):
+    """`count` random pairs (i, j) with labels[i] != labels[j], drawn uniformly among such pairs."""
+    if len(torch.unique(labels)) < 2:
+        raise CLIError("swap accuracy needs test images of at least two classes (or pass --skip-swap)")
+    generator = torch.Generator().manual_seed(seed)
+    cpu_labels = labels.cpu()
+    first = torch.randint(len(labels), (count,), generator=generator)
+    second = torch.randint(len(labels), (count,), generator=generator)
+    same = cpu_labels[first] == cpu_labels[second]
+    while same.any():  # redraw the partners of same-class pairs only
+        second[same] = torch.randint(len(labels), (int(same.sum()),), generator=generator)
+        same = cpu_labels[first] == cpu_labels[second]
+    return first.to(labels.device), second.to(labels.device)
+
+
+@torch.no_grad()
+def swap_accuracy(decoder, judge, codes, labels, count, seed, batch_size=500):
+    """Shares of Dec(mu_i, s_j) that the judge labels as j's class and as i's, over random pairs
+    of different classes. z is the posterior mean: the number should not depend on a noise draw."""
+    decoder.eval(), judge.eval()
+    first, second = different_class_pairs(labels, count, seed)
+    predicted = torch.cat([judge(decoder(codes["mu"][i], codes["s"][j])).argmax(1)
+                           for i, j in zip(first.split(batch_size), second.split(batch_size))])
+    return {"labelled_s_class": (predicted == labels[second]).sum().item() / count,
+            "labelled_z_class": (predicted == labels[first]).sum().item() / count}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures.
+
+def grid_sources(test, dataset, seed):
+    """Test-split indices of the swap grid's (style sources = rows, class sources = columns).
+
+    Columns: a random image of each of the first classes (MNIST 10 digits, Sprites 8 characters,
+    LINE-MOD every object). Rows: the same images, or with pose labels one image per view bin.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    labels = test.labels.cpu()
+    columns = one_of_each(labels, torch.unique(labels)[:GRID_CLASSES.get(dataset, 10)], generator)
+    if "pose" not in test.style_labels:
+        return columns, columns
+    views = test.style_labels["pose"].cpu()
+    return one_of_each(views, torch.unique(views), generator), columns
+
+
+def one_of_each(values, wanted, generator):
+    """For each v in wanted, a random index i with values[i] == v."""
+    choices = []
+    for value in wanted:
+        members = torch.nonzero(values == value)[:, 0]
+        choices.append(members[torch.randint(len(members), (1,), generator=generator)])
+    return torch.cat(choices)
+
+
+def pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_tsne(mu, labels, class_names, count, seed, title, path):
+    """2-D t-SNE of the z means (posterior means) of `count` random test images, coloured by class."""
+    from sklearn.manifold import TSNE
+    plt = pyplot()
+    chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:count]
+    points = TSNE(2, perplexity=min(30.0, (len(chosen) - 1) / 3), init="pca",
+                  random_state=seed).fit_transform(mu.cpu()[chosen].double().numpy())
+    labels = labels.cpu()[chosen].numpy()
+    figure, axes = plt.subplots(figsize=(7, 7))
+    colours = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for label in np.unique(labels):
+        where = labels == label
+        axes.scatter(points[where, 0], points[where, 1], s=4, color=colours(label % colours.N),
+                     label=class_names[label])
+    if len(class_names) <= 20:  # beyond that a legend hides the plot
+        axes.legend(markerscale=3, fontsize="small", loc="best")
+    axes.set(xticks=[], yticks=[], title=f"{title}: t-SNE of z (mean), {len(chosen)} test images")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def read_log(path):
+    """log.csv of train.py -> {column: float array}; refuses a file without the plotted columns."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    missing = [name for name in ["step"] + LOSS_PANELS if rows and name not in rows[0]]
+    if missing:
+        raise CLIError(f"{path} is not a train.py log.csv (no column {', '.join(missing)})")
+    return {name: np.array([float(row[name]) for row in rows]) for name in ["step"] + LOSS_PANELS}
+
+
+def smooth(values, window):
+    """Trailing mean over `window` points (over fewer at the start)."""
+    total = np.concatenate([[0.0], np.cumsum(values)])
+    end = np.arange(1, len(values) + 1)
+    start = np.maximum(end - window, 0)
+    return (total[end] - total[start]) / (end - start)
+
+
+def plot_losses(log, title, path):
+    """One panel per logged loss against the step: the raw values faint, a trailing mean on top."""
+    plt = pyplot()
+    window = max(1, len(log["step"]) // 50)
+    figure, axes = plt.subplots(1, len(LOSS_PANELS), figsize=(4 * len(LOSS_PANELS), 3.2))
+    for panel, name in zip(axes, LOSS_PANELS):
+        panel.plot(log["step"], log[name], color="C0", alpha=0.25, linewidth=0.8)
+        panel.plot(log["step"], smooth(log[name], window), color="C0", linewidth=1.5)
+        panel.set(title=name.replace("_", " "), xlabel="step")
+    figure.suptitle(f"{title} (smoothed over {window} log rows)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+
+def percent(value):
+    return f"{100 * value:.1f}%"
+
+
+def markdown_table(header, rows):
+    lines = [header, ["---"] * len(header)] + rows
+    return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
+
+
+def format_report(results):
+    """The published columns (z = z sampled), then z mean and chance; style probes and swap accuracy below."""
+    probes = results["probes"]
+    tables = [markdown_table(
+        ["Dataset", "z dim", "s dim", "z train acc", "z test acc", "s train acc", "s test acc",
+         "z mean train acc", "z mean test acc", "chance"],
+        [[results["dataset"], results["style_dim"], results["class_dim"],
+          *(percent(probes[name][split]) for name in ["z_sampled", "s", "z_mean"] for split in ["train_acc", "test_acc"]),
+          percent(results["chance"])]])]
+    if probes["style"]:
+        tables.append(markdown_table(
+            ["Style label", "classes", "z train acc", "z test acc", "z mean train acc", "z mean test acc",
+             "s train acc", "s test acc", "chance"],
+            [[label, style["num_classes"],
+              *(percent(style[name][split]) for name in CODES for split in ["train_acc", "test_acc"]),
+              percent(style["chance"])] for label, style in probes["style"].items()]))
+    swap = results["swap"]
+    if swap:
+        tables.append(markdown_table(
+            ["Swap pairs", "judge test acc", "Dec(z_i, s_j) labelled j's class", "labelled i's class"],
+            [[swap["pairs"], percent(swap["judge_test_acc"]), percent(swap["labelled_s_class"]),
+              percent(swap["labelled_z_class"])]]))
+    return "\n\n".join(tables)
+
+
+def protocol(config, args, probe_train, probe_test):
+    dataset = config["dataset"]
+    return {
+        "split": (f"train-split classes, each class's images split {1 - WITHIN_CLASS_SPLIT[dataset]:.0%}/"
+                  f"{WITHIN_CLASS_SPLIT[dataset]:.0%} (seed {FIXED_SEED})" if dataset in WITHIN_CLASS_SPLIT
+                  else "train split / test split"),
+        "probe_train_images": len(probe_train.labels), "probe_test_images": len(probe_test.labels),
+        "encoder": "eval mode (per-image instance norm statistics)",
+        "probe": "networks.Classifier: in-256-BN-LeakyReLU-256-BN-LeakyReLU-classes, cross-entropy, Adam",
+        "probe_iterations": args.probe_iterations, "probe_lr": args.probe_lr,
+        "probe_batch_size": args.probe_batch_size, "seed": args.seed,
+        "z_sampled": ("z = mu (model trained with --no-reparam)" if config.get("no_reparam") else
+                      "mu + sigma * eps, one eps per image drawn once" if args.z_sample == "fixed" else
+                      "mu + sigma * eps, a fresh eps each time an image is used, in training and in accuracy"),
+        "chance": "test accuracy of always answering the most frequent probe-train class",
+        "style_labels": list(probe_train.style_labels),
+        "view_bins": (f"pose quaternions (sign-fixed) in {VIEW_BINS} k-means clusters fit on the train split, "
+                      f"seed {FIXED_SEED}" if "pose" in probe_train.style_labels else None),
+        "swap": None if args.skip_swap else (
+            f"CNN judge trained {args.judge_iterations} Adam steps (lr {JUDGE_LR}, batch {JUDGE_BATCH}) on the "
+            f"probe-train images labels Dec(mu_i, s_j) for {args.swap_pairs} random probe-test pairs of different classes"),
+        "tsne_images": None if args.skip_tsne else min(args.tsne_images, len(probe_test.labels)),
+    }
+
+
+def copy_picture(path, images_dir, name):
+    if images_dir:
+        os.makedirs(images_dir, exist_ok=True)
+        shutil.copyfile(path, os.path.join(images_dir, name))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.time()
+
+    # -- setup: checkpoint, networks, data ------------------------------------------------------
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    state = load_checkpoint(args.checkpoint)
+    config = state["config"]
+    log_path = args.log or os.path.join(os.path.dirname(checkpoint_path(args.checkpoint)), "log.csv")
+    if args.log and not os.path.isfile(args.log):
+        raise CLIError(f"no file at --log {args.log}")
+    encoder, decoder = load_networks(state, device)
+    train, test = load_data(config, args)
+    probe_train, probe_test = (data.to(device) for data in probe_splits(train, test, config["dataset"]))
+    out, stem = output_folder(args), picture_stem(config)
+    os.makedirs(out, exist_ok=True)
+    title = f"{config['dataset']} z={config['style_dim']} s={config['class_dim']}" + (
+        " no reparam" if config.get("no_reparam") else "")
+    print(f"{title}, step {state.get('step', '?')}: probes on {len(probe_train.labels)} train and "
+          f"{len(probe_test.labels)} test images; device {device}; writing to {out}")
+
+    # -- (1) codes, in eval mode ---------------------------------------------------------------
+    tick = time.time()
+    train_codes = encode(encoder, probe_train.images, "encode probe train")
+    test_codes = encode(encoder, probe_test.images, "encode probe test")
+    if config.get("no_reparam"):  # the model's z is mu; its logvar head was never trained
+        train_codes["logvar"] = test_codes["logvar"] = None
+    elif args.z_sample == "fixed":
+        seed_everything(args.seed)
+        for codes in (train_codes, test_codes):
+            codes["z_fixed"] = sample_style(codes["mu"], codes["logvar"])
+    print(f"encoded in {time.time() - tick:.1f} s")
+
+    # -- (2) probes -------------------------------------------------------------------------------
+    tick = time.time()
+    probes = run_probes(train_codes, test_codes, probe_train, probe_test, args)
+    count = len(CODES) * (1 + len(probes["style"]))
+    print(f"{count} probes of {args.probe_iterations} iterations in {time.time() - tick:.1f} s")
+
+    # -- (3) swap accuracy ------------------------------------------------------------------------
+    swap = None
+    if not args.skip_swap:
+        tick = time.time()
+        judge, judge_accuracy = train_judge(probe_train, probe_test, args)
+        swap = {"pairs": args.swap_pairs, "judge_test_acc": judge_accuracy,
+                **swap_accuracy(decoder, judge, test_codes, probe_test.labels, args.swap_pairs, args.seed)}
+        print(f"swap accuracy (judge trained and applied) in {time.time() - tick:.1f} s")
+
+    # -- (4) pictures -----------------------------------------------------------------------------
+    rows, columns = grid_sources(test, config["dataset"], args.seed)
+    grid = swap_grid(encoder, decoder, to_float(test.images[rows].to(device)),
+                     to_float(test.images[columns].to(device)))
+    grid_path = os.path.join(out, f"{stem}.png")
+    save_image(grid, grid_path)
+    copy_picture(grid_path, args.images_dir, f"{stem}.png")
+    if not args.skip_tsne:
+        tick = time.time()
+        print(f"t-SNE of {min(args.tsne_images, len(probe_test.labels))} z means ...", flush=True)
+        tsne_path = os.path.join(out, "tsne_z.png")
+        plot_tsne(test_codes["mu"], probe_test.labels, probe_test.class_names, args.tsne_images, args.seed,
+                  title, tsne_path)
+        copy_picture(tsne_path, args.images_dir, f"{stem}_tsne_z.png")
+        print(f"t-SNE in {time.time() - tick:.1f} s")
+    if os.path.isfile(log_path):
+        loss_path = os.path.join(out, "loss_curves.png")
+        plot_losses(read_log(log_path), title, loss_path)
+        copy_picture(loss_path, args.images_dir, f"{stem}_loss_curves.png")
+    else:
+        print(f"no log.csv beside the checkpoint ({log_path}): no loss curves (pass --log to plot one)")
+
+    # -- (5) results.json and the table -----------------------------------------------------------
+    results = {"dataset": config["dataset"], "style_dim": config["style_dim"], "class_dim": config["class_dim"],
+               "no_reparam": bool(config.get("no_reparam")), "checkpoint": checkpoint_path(args.checkpoint),
+               "step": state.get("step"), "chance": chance(probe_train.labels, probe_test.labels),
+               "protocol": protocol(config, args, probe_train, probe_test), "probes": probes, "swap": swap,
+               "seconds": round(time.time() - started, 1)}
+    with open(os.path.join(out, "results.json"), "w") as handle:
+        json.dump(results, handle, indent=2)
+    print(format_report(results))
+    print(f"done in {results['seconds']:.0f} s: {out}/results.json, {stem}.png"
+          + ("" if args.skip_tsne else ", tsne_z.png") + (", loss_curves.png" if os.path.isfile(log_path) else "")
+          + (f"; pictures copied to {args.images_dir}" if args.images_dir else ""))
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,239 @@
+"""evaluate.py: probes on synthetic codes, swap-grid and swap-accuracy geometry with stub
+networks, and end-to-end runs on a tiny checkpoint trained by train.py."""
+import json
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+import evaluate
+from conftest import run_script
+from data_loader import Dataset
+from utils import swap_grid
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """As evaluate.py's --threads default: on a CPU shared with other jobs, tiny probe steps
+    on 2 threads were 100x slower than on one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Probes.
+
+def probe_args(iterations=100):
+    return evaluate.parse_args(["--checkpoint", "unused", "--probe-iterations", str(iterations),
+                                "--probe-lr", "1e-3"])
+
+
+def synthetic_codes(labels, separable, seed):
+    """16-dim codes: unit noise, plus 5 on the label's axis when separable; sigma tiny for z sampled."""
+    noise = torch.randn(len(labels), 16, generator=torch.Generator().manual_seed(seed))
+    code = noise + 5 * F.one_hot(labels, 16).float() if separable else noise
+    return {"mu": code, "logvar": torch.full_like(code, -10.0), "s": code}
+
+
+def labels_of(count, seed):
+    return torch.randint(10, (count,), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", evaluate.CODES)
+def test_probe_learns_separable_codes(name):
+    train, test = labels_of(1000, 1), labels_of(1000, 2)
+    result = evaluate.probe(synthetic_codes(train, True, 3), train, synthetic_codes(test, True, 4), test,
+                            name, probe_args(), "test")
+    assert result["train_acc"] > 0.95 and result["test_acc"] > 0.95, result
+
+
+def test_probe_on_random_codes_stays_near_chance():
+    train, test = labels_of(1000, 1), labels_of(2000, 2)
+    result = evaluate.probe(synthetic_codes(train, False, 3), train, synthetic_codes(test, False, 4), test,
+                            "s", probe_args(), "test")
+    assert abs(result["test_acc"] - evaluate.chance(train, test)) < 0.05, result
+
+
+def test_z_sampled_is_a_fresh_sample_each_time():
+    codes = {"mu": torch.zeros(4, 3), "logvar": torch.zeros(4, 3), "s": torch.ones(4, 2)}
+    indices = torch.arange(4)
+    first, second = (evaluate.code_of(codes, "z_sampled", indices) for _ in range(2))
+    assert not torch.equal(first, second) and first.std() > 0.3
+    assert torch.equal(evaluate.code_of(codes, "z_mean", indices), codes["mu"])
+    codes["z_fixed"] = first  # --z-sample fixed: the same sample every time
+    assert torch.equal(evaluate.code_of(codes, "z_sampled", indices), first)
+    del codes["z_fixed"]
+    codes["logvar"] = None  # a --no-reparam model: z is mu
+    assert torch.equal(evaluate.code_of(codes, "z_sampled", indices), codes["mu"])
+
+
+def test_chance_is_the_majority_class_rate():
+    assert evaluate.chance(torch.tensor([0, 1, 1, 2]), torch.tensor([1, 0, 0, 1, 2])) == pytest.approx(0.4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Swap geometry: stub networks that pass an image's id through the codes into the pixels.
+
+class IdEncoder(nn.Module):
+    """Image -> (mu, logvar, s) with mu = s = the image's constant pixel value (its id)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen_modes = []
+
+    def forward(self, images):
+        self.seen_modes.append((self.training, torch.is_grad_enabled()))
+        ids = images[:, :1, 0, 0]  # (N, 1)
+        return ids, torch.zeros_like(ids), ids
+
+
+class HalvesDecoder(nn.Module):
+    """(z, s) -> an image whose left half is z's value and right half s's value."""
+
+    def __init__(self, size=6):
+        super().__init__()
+        self.size = size
+
+    def forward(self, style, class_code):
+        image = torch.empty(len(style), 1, self.size, self.size)
+        image[..., :self.size // 2] = style.view(-1, 1, 1, 1)
+        image[..., self.size // 2:] = class_code.view(-1, 1, 1, 1)
+        return image
+
+
+def constant_images(ids, size=6):
+    return torch.tensor(ids).view(-1, 1, 1, 1).expand(-1, 1, size, size).clone()
+
+
+def test_swap_grid_cell_i_j_uses_z_of_style_image_i_and_s_of_class_image_j():
+    size, separator = 6, 2
+    style_ids, class_ids = [0.1, 0.2, 0.3, 0.4], [0.6, 0.7, 0.8]  # 4 x 3: a transposition would show
+    encoder = IdEncoder()
+    grid = swap_grid(encoder, HalvesDecoder(size), constant_images(style_ids), constant_images(class_ids), separator)
+    assert grid.shape == (1, 5 * (size + separator) - separator, 4 * (size + separator) - separator)
+    assert encoder.seen_modes and all(mode == (False, False) for mode in encoder.seen_modes)  # eval, no_grad
+
+    def cell(row, col):
+        top, left = row * (size + separator), col * (size + separator)
+        return grid[0, top:top + size, left:left + size]
+
+    assert torch.all(cell(0, 0) == 0)
+    for j, class_id in enumerate(class_ids):
+        assert torch.allclose(cell(0, j + 1), torch.tensor(class_id))  # first row: class sources
+    for i, style_id in enumerate(style_ids):
+        assert torch.allclose(cell(i + 1, 0), torch.tensor(style_id))  # first column: style sources
+        for j, class_id in enumerate(class_ids):
+            assert torch.allclose(cell(i + 1, j + 1)[:, :size // 2], torch.tensor(style_id)), (i, j)
+            assert torch.allclose(cell(i + 1, j + 1)[:, size // 2:], torch.tensor(class_id)), (i, j)
+    assert torch.all(grid[0, size:size + separator, :] == 1)  # white separators
+    assert torch.all(grid[0, :, size:size + separator] == 1)
+
+
+class HalfReader(nn.Module):
+    """A judge that reads the class (id * 10) from the left or right half of the image."""
+
+    def __init__(self, half):
+        super().__init__()
+        self.half = half
+
+    def forward(self, images):
+        value = images[:, 0, 0, 0] if self.half == "left" else images[:, 0, 0, -1]
+        return F.one_hot((value * 10).round().long(), 5).float()
+
+
+def test_swap_accuracy_decodes_z_of_i_with_s_of_j_over_different_class_pairs():
+    labels = torch.arange(40) % 5
+    codes = {"mu": (labels / 10).view(-1, 1), "s": (labels / 10).view(-1, 1)}
+    by_s = evaluate.swap_accuracy(HalvesDecoder(), HalfReader("right"), codes, labels, 300, seed=0)
+    by_z = evaluate.swap_accuracy(HalvesDecoder(), HalfReader("left"), codes, labels, 300, seed=0)
+    assert by_s == {"labelled_s_class": 1.0, "labelled_z_class": 0.0}  # never a same-class pair
+    assert by_z == {"labelled_s_class": 0.0, "labelled_z_class": 1.0}
+
+
+def test_grid_sources_one_per_class_and_one_per_view():
+    labels = torch.arange(60) % 12
+    views = torch.arange(60) // 10 % 3
+    data = Dataset(torch.zeros(60, 1, 4, 4, dtype=torch.uint8), labels, [str(c) for c in range(12)], {"pose": views})
+    rows, columns = evaluate.grid_sources(data, "linemod", seed=0)
+    assert sorted(labels[columns].tolist()) == list(range(12))  # every object
+    assert sorted(views[rows].tolist()) == [0, 1, 2]
+    plain = Dataset(data.images, labels, data.class_names)
+    rows, columns = evaluate.grid_sources(plain, "mnist", seed=0)
+    assert torch.equal(rows, columns) and sorted(labels[columns].tolist()) == list(range(10))
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end, on a checkpoint of a few train.py iterations.
+
+QUICK = ["--probe-iterations", 30, "--tsne-images", 40, "--swap-pairs", 100, "--judge-iterations", 10]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(mnist_root, tmp_path_factory):
+    run = tmp_path_factory.mktemp("evaluate") / "run"
+    run_script("train.py", "--data-root", mnist_root, "--out", run, "--batch-size", 16, "--max-iterations", 4,
+               "--log-every", 1, "--device", "cpu")
+    return run
+
+
+def fractions(tree):
+    """Every float in a results.json subtree (counts are ints)."""
+    if isinstance(tree, dict):
+        return [value for child in tree.values() for value in fractions(child)]
+    return [tree] if isinstance(tree, float) else []
+
+
+def test_evaluate_writes_results_and_pictures(tiny_run, mnist_root, tmp_path):
+    images_dir = tmp_path / "images"
+    result = run_script("evaluate.py", "--checkpoint", tiny_run, "--data-root", mnist_root, "--images-dir", images_dir,
+                        "--device", "cpu", *QUICK)
+    results = json.loads((tiny_run / "results.json").read_text())
+    assert {"dataset", "style_dim", "class_dim", "chance", "protocol", "probes", "swap"} <= results.keys()
+    assert (results["dataset"], results["style_dim"], results["class_dim"]) == ("mnist", 16, 16)
+    for name in ["z_sampled", "z_mean", "s"]:
+        assert results["probes"][name].keys() == {"train_acc", "test_acc"}
+    assert results["probes"]["style"] == {}  # MNIST has no style labels
+    assert {"judge_test_acc", "labelled_s_class", "labelled_z_class"} <= results["swap"].keys()
+    numbers = fractions({"chance": results["chance"], "probes": results["probes"], "swap": results["swap"]})
+    assert len(numbers) == 10 and all(0 <= value <= 1 for value in numbers)
+    assert results["swap"]["labelled_s_class"] + results["swap"]["labelled_z_class"] <= 1
+    assert results["protocol"]["probe_iterations"] == 30 and results["protocol"]["probe_test_images"] == 50
+
+    for path in [tiny_run / "mnist_16.png", tiny_run / "tsne_z.png", tiny_run / "loss_curves.png",
+                 images_dir / "mnist_16.png", images_dir / "mnist_16_tsne_z.png", images_dir / "mnist_16_loss_curves.png"]:
+        assert path.stat().st_size > 0, path
+    assert Image.open(tiny_run / "mnist_16.png").size == (11 * 30 - 2, 11 * 30 - 2)  # 10 x 10 cells and the sources
+    assert "| Dataset | z dim | s dim | z train acc | z test acc | s train acc | s test acc |" in result.stdout
+
+
+def test_evaluate_a_networks_only_checkpoint_without_log(tiny_run, mnist_root, tmp_path):
+    state = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    shipped = tmp_path / "shipped.pt"
+    torch.save({name: state[name] for name in ["config", "encoder", "decoder", "discriminator"]}, shipped)
+    out = tmp_path / "out"
+    result = run_script("evaluate.py", "--checkpoint", shipped, "--data-root", mnist_root, "--out", out,
+                        "--images-dir", "", "--skip-tsne", "--skip-swap", "--device", "cpu", *QUICK)
+    assert "no loss curves" in result.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["swap"] is None and results["step"] is None
+    assert sorted(os.listdir(out)) == ["mnist_16.png", "results.json"]
+
+
+def test_missing_checkpoint_is_a_one_line_error(tmp_path):
+    result = run_script("evaluate.py", "--checkpoint", tmp_path / "nothing", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no checkpoint at") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_data_of_another_shape_is_a_one_line_error(tiny_run, tmp_path):
+    state = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    state["config"]["num_classes"] = 7
+    wrong = tmp_path / "wrong.pt"
+    torch.save(state, wrong)
+    result = run_script("evaluate.py", "--checkpoint", wrong, "--out", tmp_path / "out", check=False)
+    assert result.returncode == 1 and "error: the data in" in result.stderr
