@@ -445,7 +445,10 @@ def draw_partners(anchors, labels, index, generator):
     return index["order"][index["start"][label] + (index["rank"][anchors] + offset) % count]
 
 
-def grid_indices(labels, count):
-    """One image per class for the first `count` classes present: the swap grid's sources."""
-    classes = torch.unique(labels)[:count]
-    return torch.stack([torch.nonzero(labels == c)[0, 0] for c in classes])
+def one_of_each(values, wanted, generator):
+    """For each v in `wanted`, a random index i with values[i] == v: the sources of a swap grid."""
+    choices = []
+    for value in wanted:  # a handful of grid rows, once per run: no need to vectorize
+        members = torch.nonzero(values == value)[:, 0]
+        choices.append(members[torch.randint(len(members), (1,), generator=generator)])
+    return torch.cat(choices)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from data_loader import Dataset, draw_indices, load_dataset, new_stream, split_per_class, to_float
+from data_loader import Dataset, draw_indices, load_dataset, new_stream, one_of_each, split_per_class, to_float
 from networks import Classifier, Decoder, Encoder
 from utils import (CLIError, checkpoint_path, first_line, load_checkpoint, resolve_device, run_cli, sample_style,
                    seed_everything, swap_grid)
@@ -348,15 +348,6 @@ def grid_sources(test, dataset, seed):
         return columns, columns
     views = test.style_labels["pose"].cpu()
     return one_of_each(views, torch.unique(views), generator), columns
-
-
-def one_of_each(values, wanted, generator):
-    """For each v in wanted, a random index i with values[i] == v."""
-    choices = []
-    for value in wanted:
-        members = torch.nonzero(values == value)[:, 0]
-        choices.append(members[torch.randint(len(members), (1,), generator=generator)])
-    return torch.cat(choices)
 
 
 def pyplot():

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from data_loader import (DATASETS, class_index, draw_indices, draw_partners, grid_indices,
-                         load_dataset, new_stream, to_float)
+from data_loader import (DATASETS, class_index, draw_indices, draw_partners, load_dataset, new_stream,
+                         one_of_each, to_float)
 from networks import build_models
 from utils import (CLIError, git_commit, kl_divergence, load_checkpoint, resolve_device, rng_state, run_cli,
                    sample_style, save_atomically, seed_everything, set_rng_state, swap_grid)
@@ -383,7 +383,10 @@ def main(argv=None):
         json.dump(config, handle, indent=2)
     log_handle, log_writer = open_log(os.path.join(args.out, "log.csv"), step if resume else None)
     tensorboard = open_tensorboard(args.out, step if resume else None)
-    grid_sources = to_float(test.images[grid_indices(test.labels, 10)])  # fixed test images, one per class
+    # fixed test images for the per-epoch swap grid: a random one of each of the first 10 classes
+    test_labels = test.labels.cpu()
+    grid_sources = to_float(test.images[one_of_each(test_labels, torch.unique(test_labels)[:10],
+                                                    torch.Generator().manual_seed(args.seed)).to(device)])
     print(f"{args.dataset}: {len(data.labels)} training images {data.image_shape}, {data.num_classes} classes; "
           f"{iterations_per_epoch} iterations per epoch of batch {args.batch_size}; device {device}; "
           f"run folder {args.out}; loaded in {time.time() - started:.1f} s")

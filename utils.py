@@ -120,6 +120,17 @@ def checkpoint_path(run_or_checkpoint):
     return run_or_checkpoint
 
 
+def why_unreadable(path, error):
+    """What a failed weights_only torch.load means, in the user's terms."""
+    if "Weights only load failed" in str(error):
+        return "it holds pickled Python objects, which could run code when loaded, so it is refused"
+    if os.path.getsize(path) == 0:
+        return "the file is empty"
+    if "central directory" in str(error) or isinstance(error, EOFError):
+        return "the file is truncated (an interrupted copy or download?)"
+    return f"not a torch checkpoint ({type(error).__name__}: {first_line(error)[:80]})"
+
+
 def load_checkpoint(run_or_checkpoint, device="cpu"):
     """Load a checkpoint with weights_only=True: a file that would run code is refused."""
     path = checkpoint_path(run_or_checkpoint)
@@ -129,8 +140,8 @@ def load_checkpoint(run_or_checkpoint, device="cpu"):
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:
-        raise CLIError(f"cannot read checkpoint {path}: expected a checkpoint written by train.py "
-                       f"(a torch zip file of tensors and plain values); torch says: {first_line(error)[:200]}") from error
+        raise CLIError(f"cannot read checkpoint {path}: {why_unreadable(path, error)}; "
+                       f"pass a checkpoint written by train.py") from error
     if not isinstance(state, dict) or not {"config", "encoder", "decoder"} <= state.keys():
         raise CLIError(f"{path} is a torch file but not a train.py checkpoint "
                        f"(expected keys config, encoder, decoder)")
