@@ -17,8 +17,10 @@ import signal
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision
 from torchvision.utils import save_image
 from tqdm import tqdm
 
@@ -31,7 +33,7 @@ from utils import (CLIError, git_commit, kl_divergence, load_checkpoint, resolve
 LOG_COLUMNS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy", "disc_stepped",
                "skipped_updates"]
 # What defines the model and its data: a resumed run must keep these.
-FIXED_ON_RESUME = ["dataset", "style_dim", "class_dim", "no_reparam", "batch_size"]
+FIXED_ON_RESUME = ["dataset", "split", "style_dim", "class_dim", "no_reparam", "batch_size"]
 # Flags of one invocation, never taken from a saved config.
 PER_INVOCATION = ["out", "resume", "overwrite", "debug", "max_iterations"]
 SAME, DIFFERENT = 1, 0  # discriminator classes, as published
@@ -42,6 +44,7 @@ def build_parser():
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="mnist", choices=DATASETS, help="which dataset to train on")
     data.add_argument("--data-root", default="./data", help="folder holding the dataset (MNIST: DIR/MNIST/raw, downloaded there when missing; sprites: DIR/sprites; linemod: DIR/linemod; folder: DIR/<class>/*.png)")
+    data.add_argument("--split", default="train", choices=["train", "val", "test"], help="split to train on (val exists for Sprites only, whose splits are by character as in sprites_splits.mat)")
     data.add_argument("--cache-dir", default=None, help="where decoded Sprites/LINE-MOD/folder images are cached as uint8 (default: ~/.cache/dfv)")
     data.add_argument("--linemod-sets", default="real,fine,coarse", help="LINE-MOD image sets in the training set (comma-separated)")
     data.add_argument("--image-size", type=int, default=64, help="folder dataset: images are resized to this square size")
@@ -112,9 +115,9 @@ def parse_args(argv=None):
         resume = load_checkpoint(args.resume)
         saved = resume["config"]
         for name in FIXED_ON_RESUME:
-            if name in typed and typed[name] != saved[name]:
+            if name in typed and typed[name] != saved.get(name):
                 raise CLIError(f"cannot resume with --{name.replace('_', '-')} {typed[name]}: the checkpoint "
-                               f"was trained with {saved[name]}; start a new run with --out instead")
+                               f"was trained with {saved.get(name)}; start a new run with --out instead")
         restored = {k: v for k, v in saved.items() if k in vars(args) and k not in PER_INVOCATION}
         args = argparse.Namespace(**{**vars(args), **restored, **typed})
     check_args(parser, args)
@@ -364,7 +367,7 @@ def main(argv=None):
     seed_everything(args.seed)
     args.out = args.out or default_run_folder(args)
     started = time.time()
-    data = load_dataset(args, "train").to(device)
+    data = load_dataset(args, args.split).to(device)
     test = load_dataset(args, "test").to(device)
     iterations_per_epoch = len(data.labels) // args.batch_size  # the published epoch: floor(N / B)
     if iterations_per_epoch == 0:
@@ -378,7 +381,9 @@ def main(argv=None):
 
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite", "debug", "device_type")}
     config.update(image_shape=list(data.image_shape), num_classes=data.num_classes, class_names=data.class_names,
-                  torch=str(torch.__version__), git_commit=git_commit())
+                  versions={"python": sys.version.split()[0], "torch": str(torch.__version__),
+                            "torchvision": torchvision.__version__, "numpy": np.__version__},
+                  git_commit=git_commit())
     with open(os.path.join(args.out, "config.json"), "w") as handle:
         json.dump(config, handle, indent=2)
     log_handle, log_writer = open_log(os.path.join(args.out, "log.csv"), step if resume else None)

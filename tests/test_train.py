@@ -158,7 +158,7 @@ def test_fixture_run_writes_every_output(mnist_root, tmp_path):
                         "--epochs", 2, "--log-every", 5, "--save-every", 1)
     assert "epoch 2/2" in result.stdout
     config = json.loads((run / "config.json").read_text())
-    assert config["style_dim"] == 16 and config["image_shape"] == [1, 28, 28] and "torch" in config
+    assert config["style_dim"] == 16 and config["image_shape"] == [1, 28, 28] and "torch" in config["versions"]
     rows = read_log(run)
     assert [int(r["step"]) for r in rows] == list(range(1, 2 * 12 + 1))  # 200 images // 16 = 12 per epoch
     assert {r["disc_stepped"] for r in rows} <= {"0.0", "1.0"}
