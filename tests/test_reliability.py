@@ -111,6 +111,13 @@ def test_unreadable_checkpoint_is_one_line_error(finished_run, tmp_path, content
     assert "Traceback" in run_script("train.py", "--resume", path, "--debug", check=False).stderr
 
 
+def test_evaluate_refuses_a_truncated_checkpoint(finished_run, tmp_path):
+    path = tmp_path / "truncated.pt"
+    path.write_bytes((finished_run / "checkpoint.pt").read_bytes()[:5000])
+    one_line_error(run_script("evaluate.py", "--checkpoint", path, "--images-dir", "", check=False),
+                   str(path), "truncated")
+
+
 # 6-7. resuming the wrong run, and runs that already exist -------------------------------------
 
 def test_resume_with_other_dimensions_is_refused(finished_run):
