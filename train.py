@@ -227,7 +227,7 @@ def draw_iteration(data, stream, index, generator, args):
 def train_iteration(nets, optimizers, images, args):
     """One full iteration on the batches of draw_iteration; returns the LOG_COLUMNS as one tensor."""
     encoder, decoder, discriminator = nets
-    rows, partner_rows = iteration_layout(args)
+    rows, _ = iteration_layout(args)
     g = args.generator_times
     reconstruction, kl, ae_stepped = autoencoder_step(encoder, decoder, optimizers["autoencoder"],
                                                       images[0], images[rows], args)
@@ -241,10 +241,11 @@ def train_iteration(nets, optimizers, images, args):
         disc_loss, accuracy, disc_stepped = discriminator_step(
             encoder, decoder, discriminator, optimizers["discriminator"],
             images[1 + 2 * g + 2 * k], images[2 + 2 * g + 2 * k], images[rows + 1 + k], args)
-    nan_skips = skipped if args.nan_policy == "skip" else 0
+    # autoencoder and generator updates skipped for a non-finite loss (only under --nan-policy skip;
+    # "stop" raises instead); a skipped discriminator update shows as disc_stepped 0
     return torch.stack([reconstruction, kl, torch.stack(generator_losses).mean(), disc_loss, accuracy,
                         torch.tensor(float(disc_stepped), device=accuracy.device),
-                        torch.tensor(float(nan_skips), device=accuracy.device)])
+                        torch.tensor(float(skipped), device=accuracy.device)])
 
 
 def make_optimizers(encoder, decoder, discriminator, args):
