@@ -18,7 +18,7 @@ import torch
 
 import train
 from data_loader import Dataset, load_dataset
-from utils import resolve_device, run_cli, seed_everything
+from utils import HelpFormatter, resolve_device, run_cli, seed_everything
 
 # Shape and size of each dataset's training set, for synthetic data.
 SYNTHETIC = {"mnist": ((1, 28, 28), 10, 60000), "sprites": ((3, 64, 64), 500, 60000),
@@ -39,7 +39,7 @@ def synchronize(device):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--iterations", type=int, default=200, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=20, help="untimed iterations first (allocator, cudnn, compile)")
     parser.add_argument("--data-root", default=None, help="time on this real data instead of synthetic")

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from data_loader import Dataset, draw_indices, load_dataset, new_stream, one_of_each, split_per_class, to_float
 from networks import Classifier, Decoder, Encoder
-from utils import (CLIError, checkpoint_path, first_line, load_checkpoint, resolve_device, run_cli, sample_style,
+from utils import (CLIError, HelpFormatter, checkpoint_path, first_line, load_checkpoint, resolve_device, run_cli, sample_style,
                    seed_everything, swap_grid)
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -58,31 +58,31 @@ LOSS_PANELS = ["reconstruction", "kl", "generator", "discriminator", "disc_accur
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     source = parser.add_argument_group("model and data")
     source.add_argument("--checkpoint", required=True, metavar="RUN_OR_CHECKPOINT", help="run folder (its checkpoint.pt) or a .pt file written by train.py, full or networks only")
     source.add_argument("--data-root", default=None, help="dataset folder (default: the checkpoint's --data-root)")
     source.add_argument("--cache-dir", default=None, help="decoded-image cache of Sprites/LINE-MOD/folder data (default: the checkpoint's)")
     source.add_argument("--log", default=None, help="log.csv to plot (default: log.csv beside the checkpoint; skipped with a message when there is none)")
     probes = parser.add_argument_group("latent classifiers (probes)")
-    probes.add_argument("--probe-iterations", type=int, default=20000, help="Adam steps of each probe (default %(default)s)")
-    probes.add_argument("--probe-lr", type=float, default=1e-4, help="Adam learning rate of the probes (default %(default)s)")
+    probes.add_argument("--probe-iterations", type=int, default=20000, help="Adam steps of each probe")
+    probes.add_argument("--probe-lr", type=float, default=1e-4, help="Adam learning rate of the probes")
     probes.add_argument("--z-sample", default="fresh", choices=["fresh", "fixed"], help="z sampled: a fresh sample each time an image is used, or one sample per image drawn once (the protocol of the reference numbers in issue 4)")
-    probes.add_argument("--probe-batch-size", type=int, default=128, help="codes per probe batch (default %(default)s)")
+    probes.add_argument("--probe-batch-size", type=int, default=128, help="codes per probe batch")
     swap = parser.add_argument_group("swap accuracy")
-    swap.add_argument("--swap-pairs", type=int, default=10000, help="random test pairs (i, j) of different classes, decoded as Dec(z_i, s_j) (default %(default)s)")
-    swap.add_argument("--judge-iterations", type=int, default=1000, help=f"Adam steps (batch {JUDGE_BATCH}, lr {JUDGE_LR}) of the CNN that labels the swapped images (default %(default)s)")
+    swap.add_argument("--swap-pairs", type=int, default=10000, help="random test pairs (i, j) of different classes, decoded as Dec(z_i, s_j)")
+    swap.add_argument("--judge-iterations", type=int, default=1000, help=f"Adam steps (batch {JUDGE_BATCH}, lr {JUDGE_LR}) of the CNN that labels the swapped images")
     swap.add_argument("--skip-swap", action="store_true", help="no swap accuracy (saves training the CNN)")
     pictures = parser.add_argument_group("pictures")
-    pictures.add_argument("--tsne-images", type=int, default=2000, help="test images in the t-SNE plot of z (default %(default)s)")
+    pictures.add_argument("--tsne-images", type=int, default=2000, help="test images in the t-SNE plot of z")
     pictures.add_argument("--skip-tsne", action="store_true", help="no t-SNE plot (the slowest picture)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", default=None, help="folder for results.json and the pictures (default: the run folder; runs/<name> for a checkpoint file not named checkpoint.pt)")
     output.add_argument("--images-dir", default=os.path.join(ROOT, "images"), help="also copy the pictures here as <dataset>_<zdim>[_no_reparam][_tsne_z|_loss_curves].png, for the README; '' = do not")
     system = parser.add_argument_group("device and seed")
-    system.add_argument("--seed", type=int, default=0, help="seeds the probes, the CNN, the pairs, the grid sources and t-SNE (default %(default)s)")
+    system.add_argument("--seed", type=int, default=0, help="seeds the probes, the CNN, the pairs, the grid sources and t-SNE")
     system.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
-    system.add_argument("--threads", type=int, default=1, help="CPU threads of torch (0 = torch's default): the probes are too small to gain from more threads, and lose a lot when the cores are shared with a training run (default %(default)s)")
+    system.add_argument("--threads", type=int, default=1, help="CPU threads of torch (0 = torch's default): the probes are too small to gain from more threads, and lose a lot when the cores are shared with a training run")
     system.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     return parser
 

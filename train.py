@@ -27,7 +27,7 @@ from tqdm import tqdm
 from data_loader import (DATASETS, class_index, draw_indices, draw_partners, load_dataset, new_stream,
                          one_of_each, to_float)
 from networks import build_models
-from utils import (CLIError, git_commit, kl_divergence, load_checkpoint, resolve_device, rng_state, run_cli,
+from utils import (CLIError, HelpFormatter, git_commit, kl_divergence, load_checkpoint, resolve_device, rng_state, run_cli,
                    sample_style, save_atomically, seed_everything, set_rng_state, swap_grid)
 
 LOG_COLUMNS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy", "disc_stepped",
@@ -40,7 +40,7 @@ SAME, DIFFERENT = 1, 0  # discriminator classes, as published
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="mnist", choices=DATASETS, help="which dataset to train on")
     data.add_argument("--data-root", default="./data", help="folder holding the dataset (MNIST: DIR/MNIST/raw, downloaded there when missing; sprites: DIR/sprites; linemod: DIR/linemod; folder: DIR/<class>/*.png)")

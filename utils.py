@@ -1,5 +1,6 @@
 """Small shared pieces: user-facing errors, seeding and RNG state, the KL term,
 atomic checkpoints, and the swap grid."""
+import argparse
 import os
 import random
 import subprocess
@@ -7,6 +8,10 @@ import sys
 
 import numpy as np
 import torch
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows the script's docstring as written and every flag's default."""
 
 
 class CLIError(Exception):
