@@ -403,6 +403,20 @@ def to_float(images):
     return images.float().div_(255)
 
 
+def random_shift(images, max_shift, generator):
+    """Translate each (C, H, W) image by its own random offset of up to max_shift pixels.
+
+    Edges are replicated, so a shift never paints a border the dataset does not have.
+    """
+    n, _, height, width = images.shape
+    padded = torch.nn.functional.pad(images, [max_shift] * 4, mode="replicate")
+    dy, dx = torch.randint(2 * max_shift + 1, (2, n, 1, 1), generator=generator, device=generator.device)
+    rows = dy + torch.arange(height, device=images.device).view(1, height, 1)
+    cols = dx + torch.arange(width, device=images.device).view(1, 1, width)
+    batch = torch.arange(n, device=images.device).view(n, 1, 1)
+    return padded[batch, :, rows, cols].permute(0, 3, 1, 2)  # advanced indexing puts C last
+
+
 # ---------------------------------------------------------------------------------------------
 # Sampling: an endless stream of reshuffled passes, and same-class partners.
 

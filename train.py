@@ -25,7 +25,7 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from data_loader import (DATASETS, class_index, draw_indices, draw_partners, load_dataset, new_stream,
-                         one_of_each, to_float)
+                         one_of_each, random_shift, to_float)
 from networks import build_models
 from utils import (CLIError, HelpFormatter, git_commit, kl_divergence, load_checkpoint, resolve_device, rng_state, run_cli,
                    sample_style, save_atomically, seed_everything, set_rng_state, swap_grid)
@@ -62,6 +62,7 @@ def build_parser():
     optim.add_argument("--generator-times", type=int, default=2, help="generator steps per iteration")
     optim.add_argument("--discriminator-times", type=int, default=1, help="discriminator steps per iteration")
     optim.add_argument("--disc-gate", type=float, default=0.8, help="update the discriminator only while its accuracy is below this, in (0, 1]")
+    optim.add_argument("--shift", type=int, default=0, help="translate every training image by a random offset of up to this many pixels (0 = none, as published)")
     optim.add_argument("--nan-policy", default="stop", choices=["stop", "skip"], help="on a non-finite loss: stop the run, or skip that update and count it")
     schedule = parser.add_argument_group("schedule")
     schedule.add_argument("--epochs", type=int, default=50, help="epochs of floor(N / B) iterations each")
@@ -89,6 +90,8 @@ def check_args(parser, args):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.max_iterations is not None and args.max_iterations <= 0:
         parser.error(f"--max-iterations must be positive, got {args.max_iterations}")
+    if args.shift < 0:
+        parser.error(f"--shift must be 0 or more, got {args.shift}")
     if not 0 < args.disc_gate <= 1:
         parser.error(f"--disc-gate must be in (0, 1], got {args.disc_gate}")
     if args.lr <= 0 or args.kl_weight < 0:
@@ -221,7 +224,10 @@ def draw_iteration(data, stream, index, generator, args):
     anchors = draw_indices(stream, rows * args.batch_size, generator).view(rows, args.batch_size)
     partners = draw_partners(anchors[partner_rows].flatten(), data.labels, index, generator)
     indices = torch.cat([anchors, partners.view(len(partner_rows), args.batch_size)])
-    return indices, to_float(data.images[indices.flatten()]).view(*indices.shape, *data.image_shape)
+    images = to_float(data.images[indices.flatten()])
+    if args.shift:
+        images = random_shift(images, args.shift, generator)
+    return indices, images.view(*indices.shape, *data.image_shape)
 
 
 def train_iteration(nets, optimizers, images, args):

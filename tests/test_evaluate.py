@@ -212,15 +212,18 @@ def test_evaluate_writes_results_and_pictures(tiny_run, mnist_root, tmp_path):
 
 
 def test_evaluate_a_networks_only_checkpoint_without_log(tiny_run, mnist_root, tmp_path):
-    state = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
-    shipped = tmp_path / "shipped.pt"
-    torch.save({name: state[name] for name in ["config", "encoder", "decoder", "discriminator"]}, shipped)
+    shipped = tmp_path / "checkpoints" / "shipped.pt"
+    run_script("export_checkpoint.py", tiny_run, shipped)
+    state = torch.load(shipped, weights_only=True)
+    assert "optimizers" not in state and "rng" not in state and state["step"] == 4
+    full = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    assert all(torch.equal(state["encoder"][k], v) for k, v in full["encoder"].items())
     out = tmp_path / "out"
     result = run_script("evaluate.py", "--checkpoint", shipped, "--data-root", mnist_root, "--out", out,
                         "--images-dir", "", "--skip-tsne", "--skip-swap", "--device", "cpu", *QUICK)
     assert "no loss curves" in result.stdout
     results = json.loads((out / "results.json").read_text())
-    assert results["swap"] is None and results["step"] is None
+    assert results["swap"] is None and results["step"] == 4
     assert sorted(os.listdir(out)) == ["mnist_16.png", "results.json"]
 
 

@@ -183,7 +183,7 @@ def test_nan_policy_skip_counts_and_continues(mnist_root, tmp_path, monkeypatch)
     (["--batch-size", "0"], "--batch-size"), (["--epochs", "0"], "--epochs"),
     (["--disc-gate", "0"], "--disc-gate"), (["--disc-gate", "1.5"], "--disc-gate"),
     (["--dataset", "cifar"], "--dataset"), (["--device", "tpu"], "--device"),
-    (["--batch-size", "many"], "--batch-size"),
+    (["--batch-size", "many"], "--batch-size"), (["--shift", "-1"], "--shift"),
 ])
 def test_bad_flags_fail_before_work(argv, fragment, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -9,7 +9,7 @@ import torch
 
 import train
 from conftest import REAL_DATA, run_script
-from data_loader import class_index, draw_indices, draw_partners, new_stream
+from data_loader import class_index, draw_indices, draw_partners, new_stream, random_shift
 from networks import Classifier, build_models
 from utils import kl_divergence, load_checkpoint
 
@@ -147,6 +147,17 @@ def test_iteration_layout_pairs_the_right_rows(mnist_root):
     assert torch.equal(images[2, 1], data.images[indices[2, 1]].float() / 255)
 
 
+def test_shift_moves_each_image_by_its_own_offset_within_the_limit():
+    images = torch.zeros(64, 1, 9, 9)
+    images[:, 0, 4, 4] = 1  # one bright pixel in the centre: its new place is the offset
+    shifted = random_shift(images, 2, torch.Generator().manual_seed(0))
+    rows, cols = torch.nonzero(shifted[:, 0])[:, 1:].T - 4
+    assert shifted.shape == images.shape and shifted.sum() == 64  # moved, never lost
+    assert rows.abs().max() == 2 and cols.abs().max() == 2
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # offsets differ between images
+    assert torch.equal(random_shift(images, 0, torch.Generator()), images)
+
+
 def read_log(run):
     with open(os.path.join(run, "log.csv"), newline="") as handle:
         return list(csv.DictReader(handle))
@@ -185,8 +196,9 @@ def test_resume_gives_identical_weights(mnist_root, tmp_path):
     assert read_log(tmp_path / "straight") == read_log(tmp_path / "split")
 
 
-def test_resume_mid_epoch_from_max_iterations(mnist_root, tmp_path):
-    common = ["--data-root", mnist_root, "--batch-size", 16, "--epochs", 1]
+@pytest.mark.parametrize("extra", [[], ["--shift", 2]])  # the shifts draw from the saved sampler
+def test_resume_mid_epoch_from_max_iterations(mnist_root, tmp_path, extra):
+    common = ["--data-root", mnist_root, "--batch-size", 16, "--epochs", 1, *extra]
     run_script("train.py", *common, "--out", tmp_path / "straight")
     run_script("train.py", *common, "--out", tmp_path / "split", "--max-iterations", 5)
     run_script("train.py", "--resume", tmp_path / "split")
