@@ -328,7 +328,7 @@ def checkpoint_state(nets, optimizers, epoch, step, config, stream, generator):
             "rng": rng_state(generator)}
 
 
-def restore(resume, nets, optimizers, generator, data):
+def restore(resume, nets, optimizers, generator, data, args):
     """Load a full checkpoint into the fresh nets and optimizers; returns (step, stream)."""
     if "optimizers" not in resume:
         raise CLIError("this checkpoint holds networks only (a shipped checkpoint): it can be evaluated, not resumed")
@@ -336,6 +336,8 @@ def restore(resume, nets, optimizers, generator, data):
         net.load_state_dict(resume[name])  # load_state_dict copies onto the nets' device
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(resume["optimizers"][name])
+        for group in optimizer.param_groups:  # the saved groups hold the old values: typed flags win
+            group.update(lr=args.lr, betas=(args.beta1, args.beta2))
     set_rng_state(resume["rng"], generator)
     stream = {"size": len(data.labels), "order": resume["stream"]["order"].to(data.images.device),
               "position": resume["stream"]["position"]}
@@ -383,7 +385,7 @@ def main(argv=None):
     nets, step_nets, optimizers, index, generator, stream = setup_training(data, args)
     step = 0
     if resume:
-        step, stream = restore(resume, nets, optimizers, generator, data)
+        step, stream = restore(resume, nets, optimizers, generator, data, args)
     prepare_run_folder(args)  # only once data and checkpoint are in: a failed start leaves nothing behind
 
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite", "debug", "device_type")}

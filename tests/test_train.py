@@ -196,6 +196,18 @@ def test_resume_gives_identical_weights(mnist_root, tmp_path):
     assert read_log(tmp_path / "straight") == read_log(tmp_path / "split")
 
 
+def test_resume_applies_a_typed_learning_rate(mnist_root, tmp_path):
+    run_script("train.py", "--data-root", mnist_root, "--out", tmp_path, "--batch-size", 16, "--max-iterations", 2)
+    args, resume = train.parse_args(["--resume", str(tmp_path), "--lr", "3e-5", "--beta1", "0.9"])
+    data = train.load_dataset(args, "train")
+    nets, _, optimizers, _, generator, _ = train.setup_training(data, args)
+    train.restore(resume, nets, optimizers, generator, data, args)
+    assert resume["optimizers"]["generator"]["param_groups"][0]["lr"] == 1e-4  # what the run was trained with
+    for optimizer in optimizers.values():
+        assert optimizer.param_groups[0]["lr"] == 3e-5 and optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+        assert optimizer.state  # the Adam moments are restored, not reset
+
+
 @pytest.mark.parametrize("extra", [[], ["--shift", 2]])  # the shifts draw from the saved sampler
 def test_resume_mid_epoch_from_max_iterations(mnist_root, tmp_path, extra):
     common = ["--data-root", mnist_root, "--batch-size", 16, "--epochs", 1, *extra]
