@@ -475,9 +475,11 @@ def protocol(config, args, probe_train, probe_test):
 
 
 def copy_picture(path, images_dir, name):
-    if images_dir:
+    destination = os.path.join(images_dir, name) if images_dir else None
+    # --images-dir may be the output folder itself, where the grid already has its README name
+    if destination and os.path.abspath(destination) != os.path.abspath(path):
         os.makedirs(images_dir, exist_ok=True)
-        shutil.copyfile(path, os.path.join(images_dir, name))
+        shutil.copyfile(path, destination)
 
 
 def main(argv=None):

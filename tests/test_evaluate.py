@@ -218,9 +218,9 @@ def test_evaluate_a_networks_only_checkpoint_without_log(tiny_run, mnist_root, t
     assert "optimizers" not in state and "rng" not in state and state["step"] == 4
     full = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
     assert all(torch.equal(state["encoder"][k], v) for k, v in full["encoder"].items())
-    out = tmp_path / "out"
+    out = tmp_path / "out"  # also the --images-dir: the grid is already there under its README name
     result = run_script("evaluate.py", "--checkpoint", shipped, "--data-root", mnist_root, "--out", out,
-                        "--images-dir", "", "--skip-tsne", "--skip-swap", "--device", "cpu", *QUICK)
+                        "--images-dir", out, "--skip-tsne", "--skip-swap", "--device", "cpu", *QUICK)
     assert "no loss curves" in result.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["swap"] is None and results["step"] == 4
