@@ -230,8 +230,8 @@ def test_evaluate_a_networks_only_checkpoint_without_log(tiny_run, mnist_root, t
 @pytest.mark.skipif(not REAL_DATA, reason="set DFV_DATA to the shared data folder")
 def test_shipped_mnist_checkpoint_beats_the_published_implementation(tmp_path):
     # The README's claims for the shipped model, under its reference probe protocol: z below the
-    # published implementation's 75.8% on this subset, z mean below 90%, s above its 94.3%, and a
-    # swap accuracy above our published-flags model's 72.8%.
+    # published implementation's 75.8% on this subset, z mean below 90%, s at the 97%, and
+    # a swap accuracy above our published-flags model's 72.8%.
     run_script("evaluate.py", "--checkpoint", os.path.join(ROOT, "checkpoints", "mnist_z16_s16.pt"),
                "--data-root", REAL_DATA, "--out", tmp_path, "--images-dir", "", "--skip-tsne", "--device", "cpu",
                "--probe-iterations", 3125, "--probe-batch-size", 64, "--probe-lr", 1e-3, "--z-sample", "fixed")
@@ -239,7 +239,7 @@ def test_shipped_mnist_checkpoint_beats_the_published_implementation(tmp_path):
     probes = results["probes"]
     assert results["style_dim"] == results["class_dim"] == 16 and results["protocol"]["probe_train_images"] == 10000
     assert probes["z_sampled"]["test_acc"] < 0.758 and probes["z_mean"]["test_acc"] < 0.90
-    assert probes["s"]["test_acc"] > 0.943 and results["swap"]["labelled_s_class"] > 0.728
+    assert probes["s"]["test_acc"] >= 0.97 and results["swap"]["labelled_s_class"] > 0.728
 
 
 def test_missing_checkpoint_is_a_one_line_error(tmp_path):
