@@ -50,21 +50,29 @@ class Dataset:
 def load_dataset(args, split):
     """Load a split of args.dataset into CPU tensors: 'train' or 'test', and 'val' for Sprites.
 
-    `args` is train.py's namespace (or any object with its data flags: dataset, data_root,
+    `args` is train.py's namespace (or any object with its data flags: dataset, data_root, val_size,
     cache_dir, linemod_sets, image_size, test_fraction).
     """
     if args.dataset not in DATASETS:
         raise CLIError(f"unknown dataset '{args.dataset}'; choose one of {', '.join(DATASETS)}")
-    splits = ("train", "val", "test") if args.dataset == "sprites" else ("train", "test")
+    splits = dataset_splits(args)
     if split not in splits:
-        raise CLIError(f"{args.dataset} has no '{split}' split; it has {', '.join(splits)}")
+        hint = "; MNIST has one with --val-size N" if args.dataset == "mnist" and split == "val" else ""
+        raise CLIError(f"{args.dataset} has no '{split}' split; it has {', '.join(splits)}{hint}")
     if args.dataset == "mnist":
-        return load_mnist(args.data_root, split)
+        return load_mnist(args.data_root, split, args.val_size)
     if args.dataset == "sprites":
         return load_sprites(args.data_root, split, args.cache_dir)
     if args.dataset == "linemod":
         return load_linemod(args.data_root, split, args.linemod_sets, args.cache_dir)
     return load_folder(args.data_root, split, args.image_size, args.test_fraction, args.cache_dir)
+
+
+def dataset_splits(args):
+    """Sprites ships a val split of its own; MNIST has one when --val-size holds digits out."""
+    if args.dataset == "sprites" or (args.dataset == "mnist" and args.val_size):
+        return ("train", "val", "test")
+    return ("train", "test")
 
 
 def split_per_class(labels, fraction, seed=0):
@@ -85,16 +93,25 @@ def split_per_class(labels, fraction, seed=0):
     return order[~held].sort().values, order[held].sort().values
 
 
-def load_mnist(data_root, split):
+def load_mnist(data_root, split, val_size=0):
+    """The official train and test sets; with val_size N, the last N training digits form 'val'
+    and 'train' keeps the others, so training never sees them."""
     from torchvision.datasets import MNIST
     raw = os.path.join(data_root, "MNIST", "raw")
     try:
-        mnist = MNIST(root=data_root, train=split == "train", download=True)
+        mnist = MNIST(root=data_root, train=split != "test", download=True)
     except Exception as error:  # offline download failures surface as several exception types
         raise CLIError(f"MNIST is not in {raw} and could not be downloaded ({type(error).__name__}): "
                        f"connect to the internet or pass --data-root DIR with DIR/MNIST/raw holding "
                        f"the four uncompressed IDX files") from error
-    return Dataset(mnist.data.unsqueeze(1).contiguous(), mnist.targets.long(), [str(d) for d in range(10)])
+    images, labels = mnist.data.unsqueeze(1), mnist.targets.long()
+    if val_size >= len(labels):
+        raise CLIError(f"--val-size {val_size} leaves no training digits: {raw} holds {len(labels)}; "
+                       f"pass a smaller --val-size")
+    if split != "test":
+        kept = slice(len(labels) - val_size, None) if split == "val" else slice(0, len(labels) - val_size)
+        images, labels = images[kept], labels[kept]
+    return Dataset(images.contiguous(), labels, [str(d) for d in range(10)])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -142,7 +142,7 @@ def load_networks(state, device):
 def load_data(config, args):
     """The dataset's train and test splits as the checkpoint was trained (path flags applied), with
     only the probed style labels, pose quaternions binned into views."""
-    data_args = argparse.Namespace(**{**config, "data_root": args.data_root or config["data_root"],
+    data_args = argparse.Namespace(**{"val_size": 0, **config, "data_root": args.data_root or config["data_root"],
                                       "cache_dir": args.cache_dir or config.get("cache_dir")})
     train, test = load_dataset(data_args, "train"), load_dataset(data_args, "test")
     if list(train.image_shape) != list(config["image_shape"]) or train.num_classes != config["num_classes"]:

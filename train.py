@@ -33,7 +33,7 @@ from utils import (CLIError, HelpFormatter, git_commit, kl_divergence, load_chec
 LOG_COLUMNS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy", "disc_stepped",
                "skipped_updates"]
 # What defines the model and its data: a resumed run must keep these.
-FIXED_ON_RESUME = ["dataset", "split", "style_dim", "class_dim", "no_reparam", "batch_size"]
+FIXED_ON_RESUME = ["dataset", "split", "val_size", "style_dim", "class_dim", "no_reparam", "batch_size"]
 # Flags of one invocation, never taken from a saved config.
 PER_INVOCATION = ["out", "resume", "overwrite", "debug", "max_iterations"]
 SAME, DIFFERENT = 1, 0  # discriminator classes, as published
@@ -44,7 +44,8 @@ def build_parser():
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="mnist", choices=DATASETS, help="which dataset to train on")
     data.add_argument("--data-root", default="./data", help="folder holding the dataset (MNIST: DIR/MNIST/raw, downloaded there when missing; sprites: DIR/sprites; linemod: DIR/linemod; folder: DIR/<class>/*.png)")
-    data.add_argument("--split", default="train", choices=["train", "val", "test"], help="split to train on (val exists for Sprites only, whose splits are by character as in sprites_splits.mat)")
+    data.add_argument("--split", default="train", choices=["train", "val", "test"], help="split to train on (Sprites' val split is by character as in sprites_splits.mat; MNIST's exists with --val-size)")
+    data.add_argument("--val-size", type=int, default=0, help="MNIST: hold out the last N training digits as a val split that training never sees, for choosing recipes and checkpoints (evaluate.py --eval-split val); 0 = train on all, as published")
     data.add_argument("--cache-dir", default=None, help="where decoded Sprites/LINE-MOD/folder images are cached as uint8 (default: ~/.cache/dfv)")
     data.add_argument("--linemod-sets", default="real,fine,coarse", help="LINE-MOD image sets in the training set (comma-separated)")
     data.add_argument("--image-size", type=int, default=64, help="folder dataset: images are resized to this square size")
@@ -90,8 +91,10 @@ def check_args(parser, args):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.max_iterations is not None and args.max_iterations <= 0:
         parser.error(f"--max-iterations must be positive, got {args.max_iterations}")
-    if args.shift < 0:
-        parser.error(f"--shift must be 0 or more, got {args.shift}")
+    if args.shift < 0 or args.val_size < 0:
+        parser.error(f"--shift and --val-size must be 0 or more, got {args.shift} and {args.val_size}")
+    if args.val_size and args.dataset != "mnist":
+        parser.error("--val-size holds out MNIST training digits; Sprites has a val split of its own")
     if not 0 < args.disc_gate <= 1:
         parser.error(f"--disc-gate must be in (0, 1], got {args.disc_gate}")
     if args.lr <= 0 or args.kl_weight < 0:
