@@ -18,7 +18,7 @@ import torch
 
 import train
 from data_loader import Dataset, load_dataset
-from utils import HelpFormatter, resolve_device, run_cli, seed_everything
+from utils import HelpFormatter, run_cli, seed_everything
 
 # Shape and size of each dataset's training set, for synthetic data.
 SYNTHETIC = {"mnist": ((1, 28, 28), 10, 60000), "sprites": ((3, 64, 64), 500, 60000),
@@ -47,23 +47,20 @@ def main():
     if bench_args.data_root:
         train_argv += ["--data-root", bench_args.data_root]
     args, _ = train.parse_args(train_argv)
-    device = resolve_device(args.device)
-    args.device_type = device
-    if device == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device = train.setup_device(args)
     seed_everything(args.seed)
 
     data = (load_dataset(args, "train") if bench_args.data_root else synthetic_dataset(args.dataset, args.seed)).to(device)
-    _, step_nets, optimizers, index, generator, stream = train.setup_training(data, args)
+    training = train.setup_training(data, args)
 
     batch_seconds, total_seconds = [], []
     for i in range(bench_args.warmup + bench_args.iterations):
         synchronize(device)
         start = time.perf_counter()
-        _, images = train.draw_iteration(data, stream, index, generator, args)
+        batches = train.draw_iteration(data, training.stream, training.index, training.sampler, args)
         synchronize(device)  # only so that batch production can be timed apart
         drawn = time.perf_counter()
-        train.train_iteration(step_nets, optimizers, images, args)
+        train.train_iteration(training.step_nets, training.optimizers, batches, args)
         synchronize(device)
         if i >= bench_args.warmup:
             batch_seconds.append(drawn - start)
@@ -88,4 +85,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, train.build_parser())

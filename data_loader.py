@@ -483,3 +483,21 @@ def one_of_each(values, wanted, generator):
         members = torch.nonzero(values == value)[:, 0]
         choices.append(members[torch.randint(len(members), (1,), generator=generator)])
     return torch.cat(choices)
+
+
+GRID_CLASSES = {"sprites": 8, "linemod": None}  # columns of a swap grid; None = every class; others 10
+
+
+def grid_sources(data, dataset, seed, views=None):
+    """Indices into `data` of a swap grid's (style sources = rows, class sources = columns).
+
+    Columns: a random image of each of the first classes (MNIST 10 digits, Sprites 8 characters,
+    LINE-MOD every object). Rows: the same images, or, given int view labels, one image per view.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    labels = data.labels.cpu()
+    columns = one_of_each(labels, torch.unique(labels)[:GRID_CLASSES.get(dataset, 10)], generator)
+    if views is None:
+        return columns, columns
+    views = views.cpu()
+    return one_of_each(views, torch.unique(views), generator), columns

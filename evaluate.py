@@ -1,26 +1,30 @@
 """Evaluate a trained model: latent classifiers, swap accuracy, swap grid, t-SNE and loss curves.
 
     python evaluate.py --checkpoint runs/mnist__0__20260101-120000             # a run folder
-    python evaluate.py --checkpoint checkpoints/mnist_z16_s16.pt --data-root ./data
+    python evaluate.py --checkpoint checkpoints/mnist_z16_s16.pt --data-root DIR --protocol published
+    python evaluate.py --checkpoint RUN --eval-split val                        # choose on val, not test
     python evaluate.py --checkpoint RUN --probe-iterations 5000 --skip-tsne     # quicker
 
 Model, dataset and code sizes come from the checkpoint's config; --data-root and --cache-dir
 override its paths. The protocol (every setting also goes into results.json):
-- codes: the encoder in eval mode (per-image instance norm) encodes the probes' train and test images;
-- probes: networks.Classifier trained with Adam (--probe-lr, --probe-batch-size, --probe-iterations)
-  on z sampled (mu + sigma * eps, a fresh sample each time an image is used, also when measuring
-  accuracy: the published numbers are "after reparameterization"; --z-sample fixed draws one per
-  image instead), on z mean (mu), and on s;
-- splits: MNIST train / official test; LINE-MOD train / real test; Sprites: class = identity, so the
-  train-split characters, each character's frames split 80/20 (seed 0);
+- codes: the encoder in eval mode (per-image instance norm) encodes the probes' train and eval images;
+- probes: networks.Classifier trained with Adam on z sampled (mu + sigma * eps, a fresh sample each
+  time an image is used, also when measuring accuracy: the published numbers are "after
+  reparameterization"; --z-sample fixed draws one per image instead), on z mean (mu), and on s.
+  --protocol default: 20,000 steps at lr 1e-4, batch 128; --protocol published: 100,000 steps, the
+  published numbers' probe; any --probe-* flag overrides its preset;
+- splits: probes train on the training split the model was trained on and are scored on
+  --eval-split: test (report) or val (MNIST trained with --val-size: choose recipes and checkpoints
+  there). LINE-MOD: the real test images. Sprites: class = identity, so the train-split characters,
+  each character's frames split 80/20 (seed 0);
 - style probes, where the dataset has style labels (Sprites action and viewpoint; LINE-MOD pose in
   8 k-means view clusters): the same three probes predict the style; z should, s should not;
 - swap accuracy: a small CNN trained on the probes' train images labels Dec(mu_i, s_j) for random
-  test pairs (i, j) of different classes: the share labelled j's class (s sets the class) and the
+  eval pairs (i, j) of different classes: the share labelled j's class (s sets the class) and the
   share labelled i's class (z leaks it);
 - chance: the accuracy of always answering the probe-train split's most frequent class.
-Writes results.json, the swap grid <dataset>_<zdim>.png, tsne_z.png and loss_curves.png to --out,
-copies the pictures to --images-dir, and prints the table.
+Writes results.json, the swap grid <dataset>_<zdim>.png, tsne_z.png and loss_curves.png to --out
+(default: the run folder) and prints the table; --images-dir also copies the pictures there.
 """
 import argparse
 import csv
@@ -37,12 +41,12 @@ import torch.nn.functional as F
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from data_loader import Dataset, draw_indices, load_dataset, new_stream, one_of_each, split_per_class, to_float
-from networks import Classifier, Decoder, Encoder
-from utils import (CLIError, HelpFormatter, checkpoint_path, first_line, load_checkpoint, resolve_device, run_cli, sample_style,
-                   seed_everything, swap_grid)
+from data_loader import Dataset, draw_indices, grid_sources, load_dataset, new_stream, split_per_class, to_float
+from networks import Classifier, build_models
+from utils import (CLIError, HelpFormatter, check_device, checked, checkpoint_path, first_line, load_checkpoint,
+                   non_negative_int, positive_float, positive_int, resolve_device, run_cli, sample_style, seed_everything,
+                   swap_grid)
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
 CODES = ("z_sampled", "z_mean", "s")  # the probes' inputs
 # Part of the protocol, not of --seed: the Sprites frame split and the LINE-MOD view bins.
 FIXED_SEED = 0
@@ -51,10 +55,21 @@ WITHIN_CLASS_SPLIT = {"sprites": 0.2}  # dataset -> share of each class's images
 # or bookkeeping (LINE-MOD set and file number). Float labels (pose quaternions) are binned into views.
 STYLE_PROBES = {"sprites": ("action", "viewpoint"), "linemod": ("pose",)}
 VIEW_BINS = 8
-GRID_CLASSES = {"sprites": 8, "linemod": None}  # columns of the swap grid; None = every class; others 10
 ENCODE_BATCH = 500
 JUDGE_LR, JUDGE_BATCH = 1e-3, 128  # the swap-accuracy CNN
 LOSS_PANELS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy"]
+# Probe presets. "published": the probe behind the published MNIST table (Adam, lr 1e-4, batch 128,
+# 100,000 steps, on sampled z); "default": the same, 5x shorter.
+PROTOCOLS = {"default": {"probe_iterations": 20000, "probe_lr": 1e-4, "probe_batch_size": 128, "z_sample": "fresh"},
+             "published": {"probe_iterations": 100000, "probe_lr": 1e-4, "probe_batch_size": 128, "z_sample": "fresh"}}
+
+
+def at_least_two(text):
+    return checked(int(text), lambda value: value >= 2, "2 or more")
+
+
+def at_least_ten(text):
+    return checked(int(text), lambda value: value >= 10, "10 or more")
 
 
 def build_parser():
@@ -65,44 +80,40 @@ def build_parser():
     source.add_argument("--cache-dir", default=None, help="decoded-image cache of Sprites/LINE-MOD/folder data (default: the checkpoint's)")
     source.add_argument("--log", default=None, help="log.csv to plot (default: log.csv beside the checkpoint; skipped with a message when there is none)")
     probes = parser.add_argument_group("latent classifiers (probes)")
-    probes.add_argument("--probe-iterations", type=int, default=20000, help="Adam steps of each probe")
-    probes.add_argument("--probe-lr", type=float, default=1e-4, help="Adam learning rate of the probes")
-    probes.add_argument("--z-sample", default="fresh", choices=["fresh", "fixed"], help="z sampled: a fresh sample each time an image is used, or one sample per image drawn once (the protocol of the reference numbers in issue 4)")
-    probes.add_argument("--probe-batch-size", type=int, default=128, help="codes per probe batch")
+    probes.add_argument("--eval-split", default="test", choices=["test", "val"], help="split the probes are scored on and the swap pairs, grid and t-SNE drawn from: test to report, val (MNIST trained with --val-size) to choose recipes and checkpoints")
+    probes.add_argument("--protocol", default="default", choices=sorted(PROTOCOLS), help="probe preset: default (20,000 Adam steps, lr 1e-4, batch 128, fresh z samples) or published (100,000 steps: the probe of the published numbers)")
+    probes.add_argument("--probe-iterations", type=positive_int, default=None, help="Adam steps of each probe (default: the --protocol's)")
+    probes.add_argument("--probe-lr", type=positive_float, default=None, help="Adam learning rate of the probes (default: the --protocol's)")
+    probes.add_argument("--z-sample", default=None, choices=["fresh", "fixed"], help="z sampled: a fresh sample each time an image is used, or one sample per image drawn once (default: the --protocol's, fresh)")
+    probes.add_argument("--probe-batch-size", type=at_least_two, default=None, help="codes per probe batch, 2 or more: the probe has batch norm (default: the --protocol's)")
     swap = parser.add_argument_group("swap accuracy")
-    swap.add_argument("--swap-pairs", type=int, default=10000, help="random test pairs (i, j) of different classes, decoded as Dec(z_i, s_j)")
-    swap.add_argument("--judge-iterations", type=int, default=1000, help=f"Adam steps (batch {JUDGE_BATCH}, lr {JUDGE_LR}) of the CNN that labels the swapped images")
+    swap.add_argument("--swap-pairs", type=positive_int, default=10000, help="random test pairs (i, j) of different classes, decoded as Dec(z_i, s_j)")
+    swap.add_argument("--judge-iterations", type=positive_int, default=1000, help=f"Adam steps (batch {JUDGE_BATCH}, lr {JUDGE_LR}) of the CNN that labels the swapped images")
     swap.add_argument("--skip-swap", action="store_true", help="no swap accuracy (saves training the CNN)")
     pictures = parser.add_argument_group("pictures")
-    pictures.add_argument("--tsne-images", type=int, default=2000, help="test images in the t-SNE plot of z")
+    pictures.add_argument("--tsne-images", type=at_least_ten, default=2000, help="eval-split images in the t-SNE plot of z, 10 or more")
     pictures.add_argument("--skip-tsne", action="store_true", help="no t-SNE plot (the slowest picture)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", default=None, help="folder for results.json and the pictures (default: the run folder; runs/<name> for a checkpoint file not named checkpoint.pt)")
-    output.add_argument("--images-dir", default=os.path.join(ROOT, "images"), help="also copy the pictures here as <dataset>_<zdim>[_no_reparam][_tsne_z|_loss_curves].png, for the README; '' = do not")
+    output.add_argument("--images-dir", default=None, help="also copy the pictures here as <dataset>_<zdim>[_no_reparam][_tsne_z|_loss_curves].png (the README's are in images/)")
     system = parser.add_argument_group("device and seed")
     system.add_argument("--seed", type=int, default=0, help="seeds the probes, the CNN, the pairs, the grid sources and t-SNE")
     system.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
-    system.add_argument("--threads", type=int, default=1, help="CPU threads of torch (0 = torch's default): the probes are too small to gain from more threads, and lose a lot when the cores are shared with a training run")
+    system.add_argument("--threads", type=non_negative_int, default=1, help="CPU threads of torch (0 = torch's default): the probes are too small to gain from more threads, and lose a lot when the cores are shared with a training run")
     system.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     return parser
 
 
 def parse_args(argv=None):
+    """Flags, with the probe settings the --protocol preset leaves to its own values filled in."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.threads < 0:
-        parser.error(f"--threads must be 0 (torch's default) or positive, got {args.threads}")
-    for name in ["probe_iterations", "probe_batch_size", "swap_pairs", "judge_iterations", "tsne_images"]:
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.probe_batch_size < 2:
-        parser.error("--probe-batch-size must be at least 2 (the probe has batch norm)")
-    if args.probe_lr <= 0:
-        parser.error(f"--probe-lr must be positive, got {args.probe_lr}")
-    if not args.skip_tsne and args.tsne_images < 10:
-        parser.error(f"--tsne-images must be at least 10, got {args.tsne_images}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda was asked for but this torch sees no CUDA device; use --device cpu")
+    preset = PROTOCOLS[args.protocol]
+    args.protocol_overrides = sorted(name for name in preset if getattr(args, name) not in (None, preset[name]))
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    check_device(parser, args.device)
     return args
 
 
@@ -127,8 +138,8 @@ def load_networks(state, device):
     """Encoder and decoder of a checkpoint (full or networks only), in eval mode on `device`."""
     config = state["config"]
     shape = tuple(config["image_shape"])
-    encoder = Encoder(shape, config["style_dim"], config["class_dim"])
-    decoder = Decoder(shape, config["style_dim"], config["class_dim"])
+    encoder, decoder, _ = build_models(shape, config["style_dim"], config["class_dim"],
+                                       config.get("decoder_geometry", "retrace"))
     try:
         encoder.load_state_dict(state["encoder"])
         decoder.load_state_dict(state["decoder"])
@@ -140,19 +151,22 @@ def load_networks(state, device):
 
 
 def load_data(config, args):
-    """The dataset's train and test splits as the checkpoint was trained (path flags applied), with
-    only the probed style labels, pose quaternions binned into views."""
+    """The training split the checkpoint was trained on and the --eval-split (path flags applied),
+    with only the probed style labels, pose quaternions binned into views."""
+    if args.eval_split == "val" and config["dataset"] in WITHIN_CLASS_SPLIT:
+        raise CLIError(f"{config['dataset']} probes are scored on held-out images of the training classes; "
+                       f"--eval-split val is for MNIST models trained with --val-size")
     data_args = argparse.Namespace(**{"val_size": 0, **config, "data_root": args.data_root or config["data_root"],
                                       "cache_dir": args.cache_dir or config.get("cache_dir")})
-    train, test = load_dataset(data_args, "train"), load_dataset(data_args, "test")
+    train, held_out = load_dataset(data_args, "train"), load_dataset(data_args, args.eval_split)
     if list(train.image_shape) != list(config["image_shape"]) or train.num_classes != config["num_classes"]:
         raise CLIError(f"the data in {data_args.data_root} has images {train.image_shape} and {train.num_classes} "
                        f"classes, but the checkpoint was trained on {tuple(config['image_shape'])} and "
                        f"{config['num_classes']}: pass the --data-root it was trained on")
     names = [name for name in STYLE_PROBES.get(config["dataset"], ()) if name in train.style_labels]
-    train, test = (dataclasses.replace(data, style_labels={name: data.style_labels[name] for name in names})
-                   for data in (train, test))
-    return bin_views(train, test)
+    train, held_out = (dataclasses.replace(data, style_labels={name: data.style_labels[name] for name in names})
+                       for data in (train, held_out))
+    return bin_views(train, held_out)
 
 
 def bin_views(train, test):
@@ -217,7 +231,8 @@ def code_of(codes, name, indices):
     if name == "z_sampled" and "z_fixed" in codes:
         return codes["z_fixed"][indices]
     if name == "z_sampled" and codes["logvar"] is not None:
-        return sample_style(codes["mu"][indices], codes["logvar"][indices])
+        mu = codes["mu"][indices]
+        return sample_style(mu, codes["logvar"][indices], torch.randn_like(mu))
     return codes["mu"][indices]
 
 
@@ -255,28 +270,28 @@ def chance(train_labels, test_labels):
     return (test_labels == torch.bincount(train_labels).argmax()).sum().item() / len(test_labels)
 
 
-def probe(train_codes, train_labels, test_codes, test_labels, name, args, desc):
-    """Train the published probe on one code (z_sampled, z_mean or s) -> {"train_acc", "test_acc"}."""
+def probe(train_codes, train_labels, eval_codes, eval_labels, name, args, desc):
+    """Train the published probe on one code (z_sampled, z_mean or s) -> {"train_acc", "<eval split>_acc"}."""
     seed_everything(args.seed)  # init and z noise: each probe the same whatever ran before it
-    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    num_classes = int(max(train_labels.max(), eval_labels.max())) + 1
     model = Classifier(train_codes["s" if name == "s" else "mu"].shape[1], num_classes).to(train_labels.device)
     fit(model, lambda i: code_of(train_codes, name, i), train_labels, args.probe_iterations, args.probe_lr,
         args.probe_batch_size, args.seed, desc)
     return {"train_acc": accuracy(model, lambda i: code_of(train_codes, name, i), train_labels),
-            "test_acc": accuracy(model, lambda i: code_of(test_codes, name, i), test_labels)}
+            f"{args.eval_split}_acc": accuracy(model, lambda i: code_of(eval_codes, name, i), eval_labels)}
 
 
-def run_probes(train_codes, test_codes, probe_train, probe_test, args):
+def run_probes(train_codes, eval_codes, probe_train, probe_eval, args):
     """The class from z sampled, z mean and s; then every style label from the same three codes."""
-    results = {name: probe(train_codes, probe_train.labels, test_codes, probe_test.labels, name, args,
+    results = {name: probe(train_codes, probe_train.labels, eval_codes, probe_eval.labels, name, args,
                            f"probe {name} -> class") for name in CODES}
     results["style"] = {}
     for label in probe_train.style_labels:
-        train_labels, test_labels = probe_train.style_labels[label], probe_test.style_labels[label]
+        train_labels, eval_labels = probe_train.style_labels[label], probe_eval.style_labels[label]
         results["style"][label] = {
-            "num_classes": int(max(train_labels.max(), test_labels.max())) + 1,
-            "chance": chance(train_labels, test_labels),
-            **{name: probe(train_codes, train_labels, test_codes, test_labels, name, args, f"probe {name} -> {label}")
+            "num_classes": int(max(train_labels.max(), eval_labels.max())) + 1,
+            "chance": chance(train_labels, eval_labels),
+            **{name: probe(train_codes, train_labels, eval_codes, eval_labels, name, args, f"probe {name} -> {label}")
                for name in CODES}}
     return results
 
@@ -296,13 +311,14 @@ def image_classifier(image_shape, num_classes):
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * height * width, num_classes))
 
 
-def train_judge(probe_train, probe_test, args):
-    """The CNN that labels swapped images, trained on the probe-train images; returns it and its test accuracy."""
+def train_judge(probe_train, probe_eval, args):
+    """The CNN that labels swapped images, trained on the probe-train images; returns it and its
+    accuracy on the eval split."""
     seed_everything(args.seed)
     judge = image_classifier(probe_train.image_shape, probe_train.num_classes).to(probe_train.images.device)
     fit(judge, lambda i: to_float(probe_train.images[i]), probe_train.labels, args.judge_iterations, JUDGE_LR,
         JUDGE_BATCH, args.seed, "swap judge")
-    return judge, accuracy(judge, lambda i: to_float(probe_test.images[i]), probe_test.labels, batch_size=500)
+    return judge, accuracy(judge, lambda i: to_float(probe_eval.images[i]), probe_eval.labels, batch_size=500)
 
 
 def different_class_pairs(labels, count, seed):
@@ -334,21 +350,6 @@ def swap_accuracy(decoder, judge, codes, labels, count, seed, batch_size=500):
 
 # ---------------------------------------------------------------------------------------------
 # Pictures.
-
-def grid_sources(test, dataset, seed):
-    """Test-split indices of the swap grid's (style sources = rows, class sources = columns).
-
-    Columns: a random image of each of the first classes (MNIST 10 digits, Sprites 8 characters,
-    LINE-MOD every object). Rows: the same images, or with pose labels one image per view bin.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    labels = test.labels.cpu()
-    columns = one_of_each(labels, torch.unique(labels)[:GRID_CLASSES.get(dataset, 10)], generator)
-    if "pose" not in test.style_labels:
-        return columns, columns
-    views = test.style_labels["pose"].cpu()
-    return one_of_each(views, torch.unique(views), generator), columns
-
 
 def pyplot():
     import matplotlib
@@ -426,36 +427,37 @@ def markdown_table(header, rows):
 
 def format_report(results):
     """The published columns (z = z sampled), then z mean and chance; style probes and swap accuracy below."""
-    probes = results["probes"]
+    probes, split = results["probes"], results["eval_split"]
+    accuracies = ["train_acc", f"{split}_acc"]
     tables = [markdown_table(
-        ["Dataset", "z dim", "s dim", "z train acc", "z test acc", "s train acc", "s test acc",
-         "z mean train acc", "z mean test acc", "chance"],
+        ["Dataset", "z dim", "s dim", "z train acc", f"z {split} acc", "s train acc", f"s {split} acc",
+         "z mean train acc", f"z mean {split} acc", "chance"],
         [[results["dataset"], results["style_dim"], results["class_dim"],
-          *(percent(probes[name][split]) for name in ["z_sampled", "s", "z_mean"] for split in ["train_acc", "test_acc"]),
+          *(percent(probes[name][key]) for name in ["z_sampled", "s", "z_mean"] for key in accuracies),
           percent(results["chance"])]])]
     if probes["style"]:
         tables.append(markdown_table(
-            ["Style label", "classes", "z train acc", "z test acc", "z mean train acc", "z mean test acc",
-             "s train acc", "s test acc", "chance"],
-            [[label, style["num_classes"],
-              *(percent(style[name][split]) for name in CODES for split in ["train_acc", "test_acc"]),
+            ["Style label", "classes", "z train acc", f"z {split} acc", "z mean train acc", f"z mean {split} acc",
+             "s train acc", f"s {split} acc", "chance"],
+            [[label, style["num_classes"], *(percent(style[name][key]) for name in CODES for key in accuracies),
               percent(style["chance"])] for label, style in probes["style"].items()]))
     swap = results["swap"]
     if swap:
         tables.append(markdown_table(
-            ["Swap pairs", "judge test acc", "Dec(z_i, s_j) labelled j's class", "labelled i's class"],
-            [[swap["pairs"], percent(swap["judge_test_acc"]), percent(swap["labelled_s_class"]),
+            ["Swap pairs", f"judge {split} acc", "Dec(z_i, s_j) labelled j's class", "labelled i's class"],
+            [[swap["pairs"], percent(swap["judge_acc"]), percent(swap["labelled_s_class"]),
               percent(swap["labelled_z_class"])]]))
     return "\n\n".join(tables)
 
 
-def protocol(config, args, probe_train, probe_test):
+def protocol(config, args, probe_train, probe_eval):
     dataset = config["dataset"]
     return {
+        "name": args.protocol, "overridden": args.protocol_overrides,
         "split": (f"train-split classes, each class's images split {1 - WITHIN_CLASS_SPLIT[dataset]:.0%}/"
                   f"{WITHIN_CLASS_SPLIT[dataset]:.0%} (seed {FIXED_SEED})" if dataset in WITHIN_CLASS_SPLIT
-                  else "train split / test split"),
-        "probe_train_images": len(probe_train.labels), "probe_test_images": len(probe_test.labels),
+                  else f"train split / {args.eval_split} split"),
+        "probe_train_images": len(probe_train.labels), "probe_eval_images": len(probe_eval.labels),
         "encoder": "eval mode (per-image instance norm statistics)",
         "probe": "networks.Classifier: in-256-BN-LeakyReLU-256-BN-LeakyReLU-classes, cross-entropy, Adam",
         "probe_iterations": args.probe_iterations, "probe_lr": args.probe_lr,
@@ -463,15 +465,84 @@ def protocol(config, args, probe_train, probe_test):
         "z_sampled": ("z = mu (model trained with --no-reparam)" if config.get("no_reparam") else
                       "mu + sigma * eps, one eps per image drawn once" if args.z_sample == "fixed" else
                       "mu + sigma * eps, a fresh eps each time an image is used, in training and in accuracy"),
-        "chance": "test accuracy of always answering the most frequent probe-train class",
+        "chance": f"{args.eval_split} accuracy of always answering the most frequent probe-train class",
         "style_labels": list(probe_train.style_labels),
         "view_bins": (f"pose quaternions (sign-fixed) in {VIEW_BINS} k-means clusters fit on the train split, "
                       f"seed {FIXED_SEED}" if "pose" in probe_train.style_labels else None),
         "swap": None if args.skip_swap else (
             f"CNN judge trained {args.judge_iterations} Adam steps (lr {JUDGE_LR}, batch {JUDGE_BATCH}) on the "
-            f"probe-train images labels Dec(mu_i, s_j) for {args.swap_pairs} random probe-test pairs of different classes"),
-        "tsne_images": None if args.skip_tsne else min(args.tsne_images, len(probe_test.labels)),
+            f"probe-train images labels Dec(mu_i, s_j) for {args.swap_pairs} random {args.eval_split} pairs "
+            f"of different classes"),
+        "tsne_images": None if args.skip_tsne else min(args.tsne_images, len(probe_eval.labels)),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The run's phases, in main's order.
+
+def setup_device(args):
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return device
+
+
+def loss_log_path(args):
+    """--log, else the log.csv beside the checkpoint (which may not exist)."""
+    if args.log and not os.path.isfile(args.log):
+        raise CLIError(f"no file at --log {args.log}")
+    return args.log or os.path.join(os.path.dirname(checkpoint_path(args.checkpoint)), "log.csv")
+
+
+def encode_codes(encoder, probe_train, probe_eval, config, args):
+    """The codes of the probes' two splits; z_fixed holds one z sample per image under --z-sample fixed."""
+    tick = time.time()
+    train_codes = encode(encoder, probe_train.images, "encode probe train")
+    eval_codes = encode(encoder, probe_eval.images, f"encode probe {args.eval_split}")
+    if config.get("no_reparam"):  # the model's z is mu; its logvar head was never trained
+        train_codes["logvar"] = eval_codes["logvar"] = None
+    elif args.z_sample == "fixed":
+        seed_everything(args.seed)
+        for codes in (train_codes, eval_codes):
+            codes["z_fixed"] = sample_style(codes["mu"], codes["logvar"], torch.randn_like(codes["mu"]))
+    print(f"encoded in {time.time() - tick:.1f} s")
+    return train_codes, eval_codes
+
+
+def measure_swap(decoder, probe_train, probe_eval, eval_codes, args):
+    tick = time.time()
+    judge, judge_accuracy = train_judge(probe_train, probe_eval, args)
+    swap = {"pairs": args.swap_pairs, "judge_acc": judge_accuracy,
+            **swap_accuracy(decoder, judge, eval_codes, probe_eval.labels, args.swap_pairs, args.seed)}
+    print(f"swap accuracy (judge trained and applied) in {time.time() - tick:.1f} s")
+    return swap
+
+
+def draw_pictures(encoder, decoder, held_out, probe_eval, eval_codes, config, args, out, log_path):
+    """Swap grid, t-SNE of z and loss curves into `out` (and --images-dir); returns the files written."""
+    device, stem = eval_codes["mu"].device, picture_stem(config)
+    title = f"{config['dataset']} z={config['style_dim']} s={config['class_dim']}" + (
+        " no reparam" if config.get("no_reparam") else "")
+    rows, columns = grid_sources(held_out, config["dataset"], args.seed, held_out.style_labels.get("pose"))
+    grid = swap_grid(encoder, decoder, to_float(held_out.images[rows].to(device)),
+                     to_float(held_out.images[columns].to(device)))
+    pictures = {f"{stem}.png": f"{stem}.png"}  # file in `out` -> its name in --images-dir
+    save_image(grid, os.path.join(out, f"{stem}.png"))
+    if not args.skip_tsne:
+        tick = time.time()
+        print(f"t-SNE of {min(args.tsne_images, len(probe_eval.labels))} z means ...", flush=True)
+        plot_tsne(eval_codes["mu"], probe_eval.labels, probe_eval.class_names, args.tsne_images, args.seed,
+                  title, os.path.join(out, "tsne_z.png"))
+        pictures["tsne_z.png"] = f"{stem}_tsne_z.png"
+        print(f"t-SNE in {time.time() - tick:.1f} s")
+    if os.path.isfile(log_path):
+        plot_losses(read_log(log_path), title, os.path.join(out, "loss_curves.png"))
+        pictures["loss_curves.png"] = f"{stem}_loss_curves.png"
+    else:
+        print(f"no log.csv beside the checkpoint ({log_path}): no loss curves (pass --log to plot one)")
+    for name, copy_name in pictures.items():
+        copy_picture(os.path.join(out, name), args.images_dir, copy_name)
+    return list(pictures)
 
 
 def copy_picture(path, images_dir, name):
@@ -487,86 +558,47 @@ def main(argv=None):
     started = time.time()
 
     # -- setup: checkpoint, networks, data ------------------------------------------------------
-    device = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = setup_device(args)
     state = load_checkpoint(args.checkpoint)
     config = state["config"]
-    log_path = args.log or os.path.join(os.path.dirname(checkpoint_path(args.checkpoint)), "log.csv")
-    if args.log and not os.path.isfile(args.log):
-        raise CLIError(f"no file at --log {args.log}")
+    log_path = loss_log_path(args)
     encoder, decoder = load_networks(state, device)
-    train, test = load_data(config, args)
-    probe_train, probe_test = (data.to(device) for data in probe_splits(train, test, config["dataset"]))
-    out, stem = output_folder(args), picture_stem(config)
+    train, held_out = load_data(config, args)
+    probe_train, probe_eval = (data.to(device) for data in probe_splits(train, held_out, config["dataset"]))
+    out = output_folder(args)
     os.makedirs(out, exist_ok=True)
-    title = f"{config['dataset']} z={config['style_dim']} s={config['class_dim']}" + (
-        " no reparam" if config.get("no_reparam") else "")
-    print(f"{title}, step {state.get('step', '?')}: probes on {len(probe_train.labels)} train and "
-          f"{len(probe_test.labels)} test images; device {device}; writing to {out}")
+    print(f"{config['dataset']} z={config['style_dim']} s={config['class_dim']}, step {state.get('step', '?')}: "
+          f"probes on {len(probe_train.labels)} train and {len(probe_eval.labels)} {args.eval_split} images "
+          f"({args.protocol} protocol); device {device}; writing to {out}")
 
-    # -- (1) codes, in eval mode ---------------------------------------------------------------
-    tick = time.time()
-    train_codes = encode(encoder, probe_train.images, "encode probe train")
-    test_codes = encode(encoder, probe_test.images, "encode probe test")
-    if config.get("no_reparam"):  # the model's z is mu; its logvar head was never trained
-        train_codes["logvar"] = test_codes["logvar"] = None
-    elif args.z_sample == "fixed":
-        seed_everything(args.seed)
-        for codes in (train_codes, test_codes):
-            codes["z_fixed"] = sample_style(codes["mu"], codes["logvar"])
-    print(f"encoded in {time.time() - tick:.1f} s")
+    # -- (1) codes, in eval mode ------------------------------------------------------------------
+    train_codes, eval_codes = encode_codes(encoder, probe_train, probe_eval, config, args)
 
     # -- (2) probes -------------------------------------------------------------------------------
     tick = time.time()
-    probes = run_probes(train_codes, test_codes, probe_train, probe_test, args)
-    count = len(CODES) * (1 + len(probes["style"]))
-    print(f"{count} probes of {args.probe_iterations} iterations in {time.time() - tick:.1f} s")
+    probes = run_probes(train_codes, eval_codes, probe_train, probe_eval, args)
+    print(f"{len(CODES) * (1 + len(probes['style']))} probes of {args.probe_iterations} iterations "
+          f"in {time.time() - tick:.1f} s")
 
     # -- (3) swap accuracy ------------------------------------------------------------------------
-    swap = None
-    if not args.skip_swap:
-        tick = time.time()
-        judge, judge_accuracy = train_judge(probe_train, probe_test, args)
-        swap = {"pairs": args.swap_pairs, "judge_test_acc": judge_accuracy,
-                **swap_accuracy(decoder, judge, test_codes, probe_test.labels, args.swap_pairs, args.seed)}
-        print(f"swap accuracy (judge trained and applied) in {time.time() - tick:.1f} s")
+    swap = None if args.skip_swap else measure_swap(decoder, probe_train, probe_eval, eval_codes, args)
 
     # -- (4) pictures -----------------------------------------------------------------------------
-    rows, columns = grid_sources(test, config["dataset"], args.seed)
-    grid = swap_grid(encoder, decoder, to_float(test.images[rows].to(device)),
-                     to_float(test.images[columns].to(device)))
-    grid_path = os.path.join(out, f"{stem}.png")
-    save_image(grid, grid_path)
-    copy_picture(grid_path, args.images_dir, f"{stem}.png")
-    if not args.skip_tsne:
-        tick = time.time()
-        print(f"t-SNE of {min(args.tsne_images, len(probe_test.labels))} z means ...", flush=True)
-        tsne_path = os.path.join(out, "tsne_z.png")
-        plot_tsne(test_codes["mu"], probe_test.labels, probe_test.class_names, args.tsne_images, args.seed,
-                  title, tsne_path)
-        copy_picture(tsne_path, args.images_dir, f"{stem}_tsne_z.png")
-        print(f"t-SNE in {time.time() - tick:.1f} s")
-    if os.path.isfile(log_path):
-        loss_path = os.path.join(out, "loss_curves.png")
-        plot_losses(read_log(log_path), title, loss_path)
-        copy_picture(loss_path, args.images_dir, f"{stem}_loss_curves.png")
-    else:
-        print(f"no log.csv beside the checkpoint ({log_path}): no loss curves (pass --log to plot one)")
+    pictures = draw_pictures(encoder, decoder, held_out, probe_eval, eval_codes, config, args, out, log_path)
 
     # -- (5) results.json and the table -----------------------------------------------------------
     results = {"dataset": config["dataset"], "style_dim": config["style_dim"], "class_dim": config["class_dim"],
                "no_reparam": bool(config.get("no_reparam")), "checkpoint": checkpoint_path(args.checkpoint),
-               "step": state.get("step"), "chance": chance(probe_train.labels, probe_test.labels),
-               "protocol": protocol(config, args, probe_train, probe_test), "probes": probes, "swap": swap,
+               "step": state.get("step"), "eval_split": args.eval_split,
+               "chance": chance(probe_train.labels, probe_eval.labels),
+               "protocol": protocol(config, args, probe_train, probe_eval), "probes": probes, "swap": swap,
                "seconds": round(time.time() - started, 1)}
     with open(os.path.join(out, "results.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     print(format_report(results))
-    print(f"done in {results['seconds']:.0f} s: {out}/results.json, {stem}.png"
-          + ("" if args.skip_tsne else ", tsne_z.png") + (", loss_curves.png" if os.path.isfile(log_path) else "")
+    print(f"done in {results['seconds']:.0f} s: {out}/results.json, {', '.join(pictures)}"
           + (f"; pictures copied to {args.images_dir}" if args.images_dir else ""))
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, build_parser())

@@ -14,12 +14,16 @@ from utils import CLIError, HelpFormatter, load_checkpoint, run_cli, save_atomic
 NETWORKS_ONLY = ("config", "epoch", "step", "encoder", "decoder", "discriminator")
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT", help="run folder (its checkpoint.pt) or checkpoint file written by train.py")
     parser.add_argument("destination", help="the .pt file to write (its folder is created)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     state = load_checkpoint(args.checkpoint)
     missing = [key for key in NETWORKS_ONLY if key not in state]
     if missing:
@@ -32,4 +36,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, build_parser())

@@ -65,19 +65,25 @@ class Encoder(nn.Module):
         return self.style_mu(h), self.style_logvar(h), self.class_code(h)
 
 
-class Decoder(nn.Module):
-    """(z, s) -> image in [0, 1]; transposed convs retrace the encoder's sizes.
+DECODER_GEOMETRIES = ("retrace", "published")
 
-    For MNIST that is 2 -> 6 -> 13 -> 28 where the published decoder goes 2 -> 6 -> 14 -> 28
-    (it crops its last layer instead); layers, kernels and channels are the published ones.
+
+class Decoder(nn.Module):
+    """(z, s) -> image in [0, 1]; layers, kernels and channels are the published ones.
+
+    geometry "retrace": the transposed convs retrace the encoder's sizes, 2 -> 6 -> 13 -> 28 for
+    MNIST. "published": they grow unpadded and the last one crops, 2 -> 6 -> 14 -> 28, as the
+    published decoder does; only for loading its weights (convert_published.py).
     """
 
-    def __init__(self, image_shape, style_dim, class_dim):
+    def __init__(self, image_shape, style_dim, class_dim, geometry="retrace"):
         super().__init__()
         channels, height, width = image_shape
         levels = conv_levels(image_shape)
         encoder_widths = [16 * 2 ** i for i in range(levels)]
         heights, widths = conv_sizes(height, levels), conv_sizes(width, levels)
+        if geometry == "published":  # every level but the last at its unpadded size 2 * source + 2
+            heights, widths = (unpadded_sizes(sizes) for sizes in (heights, widths))
         # Start at the encoder's last grid with twice its channels: 128x2x2 for MNIST,
         # half of it filled from z and half from s (256 each), as published.
         self.start_shape = (2 * encoder_widths[-1], heights[-1], widths[-1])
@@ -104,6 +110,14 @@ class Decoder(nn.Module):
         h = torch.cat([F.leaky_relu(self.style_input(style), 0.2),
                        F.leaky_relu(self.class_input(class_code), 0.2)], dim=1)
         return self.deconv(h.view(-1, *self.start_shape))
+
+
+def unpadded_sizes(sizes):
+    """Encoder sizes [28, 13, 6, 2] -> the decoder's targets when it grows unpadded: [28, 14, 6, 2]."""
+    grown = list(sizes)
+    for level in range(len(sizes) - 2, 0, -1):
+        grown[level] = 2 * grown[level + 1] + 2
+    return grown
 
 
 def transposed_padding(source, target):
@@ -147,7 +161,7 @@ class Classifier(nn.Module):
         return self.layers(codes)
 
 
-def build_models(image_shape, style_dim, class_dim):
+def build_models(image_shape, style_dim, class_dim, decoder_geometry="retrace"):
     """The encoder, decoder and discriminator of one model."""
-    return (Encoder(image_shape, style_dim, class_dim), Decoder(image_shape, style_dim, class_dim),
-            Discriminator(image_shape))
+    return (Encoder(image_shape, style_dim, class_dim),
+            Decoder(image_shape, style_dim, class_dim, decoder_geometry), Discriminator(image_shape))

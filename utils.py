@@ -18,18 +18,48 @@ class CLIError(Exception):
     """A problem the user can fix; printed as one line, without a traceback."""
 
 
-def run_cli(main):
+def run_cli(main, parser):
     """Run main(); a CLIError or a failed write becomes one 'error:' line and exit code 1.
 
-    --debug in the command line shows the full traceback instead.
+    --debug (read with the script's own parser) shows the full traceback instead.
     """
+    debug = parser.parse_known_args()[0].debug
     try:
         main()
     except (CLIError, OSError) as error:
-        if "--debug" in sys.argv:
+        if debug:
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+# Flag types: argparse turns their ValueErrors and ArgumentTypeErrors into its own one-line errors.
+
+def positive_int(text):
+    return checked(int(text), lambda value: value > 0, "positive")
+
+
+def non_negative_int(text):
+    return checked(int(text), lambda value: value >= 0, "0 or more")
+
+
+def positive_float(text):
+    return checked(float(text), lambda value: value > 0, "positive")
+
+
+def non_negative_float(text):
+    return checked(float(text), lambda value: value >= 0, "0 or more")
+
+
+def checked(value, test, wanted):
+    if not test(value):
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
+    return value
+
+
+def check_device(parser, device):
+    if device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda was asked for but this torch sees no CUDA device; use --device cpu")
 
 
 def resolve_device(device):
@@ -78,9 +108,9 @@ def to_tuples(value):
 # ---------------------------------------------------------------------------------------------
 # The style code z.
 
-def sample_style(mu, logvar):
-    """z = mu + sigma * eps: the reparameterization trick."""
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+def sample_style(mu, logvar, noise):
+    """z = mu + sigma * noise, noise ~ N(0, I): the reparameterization trick."""
+    return mu + torch.exp(0.5 * logvar) * noise
 
 
 def kl_divergence(mu, logvar, image_numel):

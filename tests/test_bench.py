@@ -32,15 +32,14 @@ def test_batched_encoder_calls_equal_separate_ones():
 
 def losses_of_a_few_iterations(mnist_root, extra):
     args, _ = train.parse_args(["--data-root", mnist_root, "--batch-size", "8", *extra])
-    args.device_type = "cpu"
     data = train.load_dataset(args, "train")
     torch.manual_seed(0)
-    _, step_nets, optimizers, index, generator, stream = train.setup_training(data, args)
+    training = train.setup_training(data, args)
     rows = []
     for _ in range(3):
-        _, images = train.draw_iteration(data, stream, index, generator, args)
         torch.manual_seed(len(rows))  # the same reparameterization noise with and without the flag
-        rows.append(train.train_iteration(step_nets, optimizers, images, args))
+        batches = train.draw_iteration(data, training.stream, training.index, training.sampler, args)
+        rows.append(train.train_iteration(training.step_nets, training.optimizers, batches, args))
     return torch.stack(rows)
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 import evaluate
 from conftest import REAL_DATA, ROOT, run_script
-from data_loader import Dataset
+from data_loader import Dataset, grid_sources
 from utils import swap_grid
 
 
@@ -159,11 +159,11 @@ def test_grid_sources_one_per_class_and_one_per_view():
     labels = torch.arange(60) % 12
     views = torch.arange(60) // 10 % 3
     data = Dataset(torch.zeros(60, 1, 4, 4, dtype=torch.uint8), labels, [str(c) for c in range(12)], {"pose": views})
-    rows, columns = evaluate.grid_sources(data, "linemod", seed=0)
+    rows, columns = grid_sources(data, "linemod", seed=0, views=views)
     assert sorted(labels[columns].tolist()) == list(range(12))  # every object
     assert sorted(views[rows].tolist()) == [0, 1, 2]
     plain = Dataset(data.images, labels, data.class_names)
-    rows, columns = evaluate.grid_sources(plain, "mnist", seed=0)
+    rows, columns = grid_sources(plain, "mnist", seed=0)
     assert torch.equal(rows, columns) and sorted(labels[columns].tolist()) == list(range(10))
 
 
@@ -198,11 +198,12 @@ def test_evaluate_writes_results_and_pictures(tiny_run, mnist_root, tmp_path):
     for name in ["z_sampled", "z_mean", "s"]:
         assert results["probes"][name].keys() == {"train_acc", "test_acc"}
     assert results["probes"]["style"] == {}  # MNIST has no style labels
-    assert {"judge_test_acc", "labelled_s_class", "labelled_z_class"} <= results["swap"].keys()
+    assert {"judge_acc", "labelled_s_class", "labelled_z_class"} <= results["swap"].keys()
     numbers = fractions({"chance": results["chance"], "probes": results["probes"], "swap": results["swap"]})
     assert len(numbers) == 10 and all(0 <= value <= 1 for value in numbers)
     assert results["swap"]["labelled_s_class"] + results["swap"]["labelled_z_class"] <= 1
-    assert results["protocol"]["probe_iterations"] == 30 and results["protocol"]["probe_test_images"] == 50
+    assert results["protocol"]["probe_iterations"] == 30 and results["protocol"]["probe_eval_images"] == 50
+    assert results["eval_split"] == "test" and results["protocol"]["overridden"] == ["probe_iterations"]
 
     for path in [tiny_run / "mnist_16.png", tiny_run / "tsne_z.png", tiny_run / "loss_curves.png",
                  images_dir / "mnist_16.png", images_dir / "mnist_16_tsne_z.png", images_dir / "mnist_16_loss_curves.png"]:

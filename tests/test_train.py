@@ -14,14 +14,6 @@ from networks import Classifier, build_models
 from utils import kl_divergence, load_checkpoint
 
 
-def step_args(**overrides):
-    args = train.build_parser().parse_args([])
-    args.device_type = "cpu"
-    for name, value in overrides.items():
-        setattr(args, name, value)
-    return args
-
-
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64), (1, 64, 64)])
 def test_network_shapes(shape):
     encoder, decoder, discriminator = build_models(shape, style_dim=7, class_dim=5)
@@ -83,68 +75,29 @@ def test_kl_matches_closed_form():
     assert kl_divergence(mu, logvar, 10).item() == pytest.approx(6 / 40)
 
 
-def tiny_setup(seed=0):
-    torch.manual_seed(seed)
-    nets = build_models((1, 28, 28), 4, 4)
-    args = step_args(batch_size=8)
-    return nets, train.make_optimizers(*nets, args), args
-
-
-def batch(n=8, seed=0):
-    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
-
-
-@pytest.mark.parametrize("gate, moves", [(1.0, True), (1e-6, False)])
-def test_discriminator_gate(gate, moves):
-    (encoder, decoder, discriminator), optimizers, args = tiny_setup()
-    args.disc_gate = gate  # accuracy is in [0, 1]: 1.0 is above any accuracy below 1, 1e-6 below any above 0
-    before = [p.detach().clone() for p in discriminator.parameters()]
-    coder = [p.detach().clone() for p in list(encoder.parameters()) + list(decoder.parameters())]
-    _, accuracy, stepped = train.discriminator_step(encoder, decoder, discriminator, optimizers["discriminator"],
-                                                    batch(seed=1), batch(seed=2), batch(seed=3), args)
-    assert 0 < accuracy < 1 and stepped == moves
-    changed = any(not torch.equal(b, p) for b, p in zip(before, discriminator.parameters()))
-    assert changed == moves
-    # the discriminator step never moves the encoder or decoder
-    assert all(torch.equal(b, p) for b, p in zip(coder, list(encoder.parameters()) + list(decoder.parameters())))
-
-
-def test_generator_step_leaves_discriminator_alone():
-    (encoder, decoder, discriminator), optimizers, args = tiny_setup()
-    before = [p.detach().clone() for p in discriminator.parameters()]
-    coder = [p.detach().clone() for p in encoder.parameters()]
-    train.generator_step(encoder, decoder, discriminator, optimizers["generator"], batch(seed=1), batch(seed=2), args)
-    assert all(torch.equal(b, p) for b, p in zip(before, discriminator.parameters()))
-    assert all(p.grad is None and p.requires_grad for p in discriminator.parameters())
-    assert any(not torch.equal(b, p) for b, p in zip(coder, encoder.parameters()))
-
-
-def test_autoencoder_step_reduces_loss():
-    (encoder, decoder, _), optimizers, args = tiny_setup()
-    x, partner = batch(seed=1), batch(seed=2)
-    first, *_ = train.autoencoder_step(encoder, decoder, optimizers["autoencoder"], x, partner, args)
-    for _ in range(30):
-        last, *_ = train.autoencoder_step(encoder, decoder, optimizers["autoencoder"], x, partner, args)
-    assert last < first
-
-
-def test_no_reparam_has_no_kl_and_no_noise():
-    (encoder, decoder, _), optimizers, args = tiny_setup()
-    args.no_reparam = True
-    _, kl, _ = train.autoencoder_step(encoder, decoder, optimizers["autoencoder"], batch(), batch(seed=1), args)
-    assert kl.item() == 0
-
-
-def test_iteration_layout_pairs_the_right_rows(mnist_root):
-    args = step_args(data_root=mnist_root, batch_size=4, generator_times=2, discriminator_times=2)
+def test_draw_iteration_names_each_batch_by_its_role(mnist_root):
+    args, _ = train.parse_args(["--data-root", mnist_root, "--batch-size", "4", "--discriminator-times", "2"])
     data = train.load_dataset(args, "train")
-    _, _, _, index, generator, stream = train.setup_training(data, args)
-    indices, images = train.draw_iteration(data, stream, index, generator, args)
-    rows, partner_rows = train.iteration_layout(args)
-    assert indices.shape == (rows + len(partner_rows), 4) and images.shape == (*indices.shape, 1, 28, 28)
-    for k, row in enumerate(partner_rows):
-        assert torch.equal(data.labels[indices[rows + k]], data.labels[indices[row]])
-    assert torch.equal(images[2, 1], data.images[indices[2, 1]].float() / 255)
+    training = train.setup_training(data, args)
+    batches = train.draw_iteration(data, training.stream, training.index, training.sampler, args)
+    assert len(batches.generator) == 2 and len(batches.discriminator) == 2
+
+    def label_of(images):  # each drawn image is a dataset image: find it by its pixels
+        flat = data.images.flatten(1).float() / 255
+        return torch.stack([data.labels[(flat == image.flatten()).all(1).nonzero()[0, 0]] for image in images])
+    ae = batches.autoencoder
+    assert torch.equal(label_of(ae.partners), label_of(ae.images))  # x1' shares x1's class
+    for batch in batches.discriminator:
+        assert torch.equal(label_of(batch.partners), label_of(batch.images))  # x2' shares x2's class
+    assert ae.noise.shape == batches.generator[0].prior.shape == (4, 16)
+    # every image and noise draw is its own: no two roles share a tensor
+    drawn = [ae.images, ae.partners] + [x for b in batches.generator for x in b[:2]] + \
+        [x for b in batches.discriminator for x in b]
+    assert len({tuple(x.flatten()[:50].tolist()) for x in drawn}) == len(drawn)
+    assert not torch.equal(batches.generator[0].noise, batches.generator[0].prior)
+    args.no_reparam = True
+    plain = train.draw_iteration(data, training.stream, training.index, training.sampler, args)
+    assert plain.autoencoder.noise is None and plain.generator[0].noise is None
 
 
 def test_shift_moves_each_image_by_its_own_offset_within_the_limit():
@@ -199,11 +152,10 @@ def test_resume_gives_identical_weights(mnist_root, tmp_path):
 def test_resume_applies_a_typed_learning_rate(mnist_root, tmp_path):
     run_script("train.py", "--data-root", mnist_root, "--out", tmp_path, "--batch-size", 16, "--max-iterations", 2)
     args, resume = train.parse_args(["--resume", str(tmp_path), "--lr", "3e-5", "--beta1", "0.9"])
-    data = train.load_dataset(args, "train")
-    nets, _, optimizers, _, generator, _ = train.setup_training(data, args)
-    train.restore(resume, nets, optimizers, generator, data, args)
+    training = train.setup_training(train.load_dataset(args, "train"), args)
+    assert train.restore(resume, training, args) == 2
     assert resume["optimizers"]["generator"]["param_groups"][0]["lr"] == 1e-4  # what the run was trained with
-    for optimizer in optimizers.values():
+    for optimizer in training.optimizers.values():
         assert optimizer.param_groups[0]["lr"] == 3e-5 and optimizer.param_groups[0]["betas"] == (0.9, 0.999)
         assert optimizer.state  # the Adam moments are restored, not reset
 

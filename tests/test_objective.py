@@ -1,0 +1,272 @@
+"""The method itself: each step's loss and gradient against a by-hand computation on fixed tiny
+tensors, the direction each step pushes, and a golden regression of train.py's first iterations.
+
+The by-hand versions call each network once per image group, name every term, and write the
+labels as the published code does (discriminator output 1 = "same class"), so flipping a label,
+dropping or re-signing a term, or feeding the wrong code to the decoder makes a test here fail.
+"""
+import csv
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import train
+from conftest import make_mnist, run_script
+from networks import build_models
+from utils import load_checkpoint
+
+B, STYLE, CLASS, KL_WEIGHT = 4, 3, 2, 3.0  # a KL weight other than 1, so that dropping it shows
+
+
+def step_args(**overrides):
+    args, _ = train.parse_args(["--kl-weight", str(KL_WEIGHT), "--style-dim", str(STYLE), "--class-dim", str(CLASS),
+                                "--batch-size", str(B), "--device", "cpu"])
+    for name, value in overrides.items():
+        setattr(args, name, value)
+    return args
+
+
+def images(seed):
+    return torch.rand(B, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def normal(seed):
+    return torch.randn(B, STYLE, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture
+def nets():
+    torch.manual_seed(0)
+    return build_models((1, 28, 28), STYLE, CLASS)
+
+
+class GradientRecorder:
+    """Stands in for an optimizer: keeps the gradients the step computed, moves nothing."""
+
+    def __init__(self, params):
+        self.params, self.grads = list(params), None
+
+    def zero_grad(self, set_to_none=True):
+        for param in self.params:
+            param.grad = None
+
+    def step(self):
+        self.grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in self.params]
+
+
+def by_hand_gradients(loss, params):
+    return [torch.zeros_like(p) if g is None else g
+            for p, g in zip(params, torch.autograd.grad(loss, params, allow_unused=True))]
+
+
+def assert_all_close(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-6)
+
+
+def kl_by_hand(mu, logvar):
+    """KL(N(mu, sigma^2) || N(0, I)) per image, summed, then divided by B*C*H*W as published."""
+    per_dimension = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)
+    return per_dimension.sum() / (B * 28 * 28)
+
+
+def same_class_loss(logits):
+    return F.cross_entropy(logits, torch.ones(len(logits), dtype=torch.long))  # output 1 = "same"
+
+
+def different_class_loss(logits):
+    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long))
+
+
+# ---------------------------------------------------------------------------------------------
+# Autoencoder step: MSE(Dec(z1, s1), x1) + MSE(Dec(z1, s1'), x1) + w * KL(z1).
+
+def autoencoder_by_hand(encoder, decoder, batch):
+    mu1, logvar1, s1 = encoder(batch.images)
+    _, _, s1_partner = encoder(batch.partners)
+    z1 = mu1 + (0.5 * logvar1).exp() * batch.noise
+    reconstruction = F.mse_loss(decoder(z1, s1), batch.images)
+    swapped_reconstruction = F.mse_loss(decoder(z1, s1_partner), batch.images)
+    return reconstruction + swapped_reconstruction, kl_by_hand(mu1, logvar1)
+
+
+def test_autoencoder_loss_and_gradient_match_the_by_hand_objective(nets):
+    encoder, decoder, _ = nets
+    args = step_args()
+    batch = train.AutoencoderBatch(images(1), images(2), normal(3))
+    reconstruction, kl = train.autoencoder_losses(encoder, decoder, batch, args)
+    expected_reconstruction, expected_kl = autoencoder_by_hand(encoder, decoder, batch)
+    torch.testing.assert_close(reconstruction, expected_reconstruction)
+    torch.testing.assert_close(kl, expected_kl)
+    assert kl > 0
+
+    params = list(encoder.parameters()) + list(decoder.parameters())
+    recorder = GradientRecorder(params)
+    logged = train.autoencoder_step(nets, recorder, batch, args)
+    assert_all_close(recorder.grads, by_hand_gradients(expected_reconstruction + KL_WEIGHT * expected_kl, params))
+    assert logged["reconstruction"] == reconstruction and logged["kl"] == kl and logged["skipped_updates"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Generator step: Dec(z1, s3) and Dec(prior, s3) must pass as "same class as x3"; + w * KL(z1).
+
+def generator_by_hand(encoder, decoder, discriminator, batch):
+    mu1, logvar1, _ = encoder(batch.style_images)
+    _, _, s3 = encoder(batch.class_images)
+    z1 = mu1 + (0.5 * logvar1).exp() * batch.noise
+    swapped = decoder(z1, s3)
+    from_prior = decoder(batch.prior, s3)
+    adversarial = (same_class_loss(discriminator(batch.class_images, swapped))
+                   + same_class_loss(discriminator(batch.class_images, from_prior)))
+    return adversarial, kl_by_hand(mu1, logvar1)
+
+
+def test_generator_loss_and_gradient_match_the_by_hand_objective(nets):
+    encoder, decoder, discriminator = nets
+    args = step_args()
+    batch = train.GeneratorBatch(images(1), images(2), normal(3), normal(4))
+    adversarial, kl = train.generator_losses(encoder, decoder, discriminator, batch, args)
+    expected_adversarial, expected_kl = generator_by_hand(encoder, decoder, discriminator, batch)
+    torch.testing.assert_close(adversarial, expected_adversarial)
+    torch.testing.assert_close(kl, expected_kl)
+
+    params = list(encoder.parameters()) + list(decoder.parameters())
+    recorder = GradientRecorder(params)
+    logged = train.generator_step(nets, recorder, batch, args)
+    assert_all_close(recorder.grads, by_hand_gradients(expected_adversarial + KL_WEIGHT * expected_kl, params))
+    assert logged["generator"] == adversarial
+    # the discriminator takes no part in the update and is trainable again afterwards
+    assert all(p.grad is None and p.requires_grad for p in discriminator.parameters())
+
+
+def test_generator_step_makes_the_fakes_look_more_same(nets):
+    encoder, decoder, discriminator = nets
+    args = step_args(kl_weight=0.0)
+    batch = train.GeneratorBatch(images(1), images(2), normal(3), normal(4))
+    optimizer = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3)
+
+    def same_logit_margin():
+        with torch.no_grad():
+            mu, logvar, s = encoder(torch.cat([batch.style_images, batch.class_images]))
+            fakes = decoder(torch.cat([mu[:B] + (0.5 * logvar[:B]).exp() * batch.noise, batch.prior]),
+                            torch.cat([s[B:], s[B:]]))
+            logits = discriminator(torch.cat([batch.class_images, batch.class_images]), fakes)
+            return (logits[:, 1] - logits[:, 0]).mean()
+    before = same_logit_margin()
+    for _ in range(5):
+        train.generator_step(nets, optimizer, batch, args)
+    assert same_logit_margin() > before + 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# Discriminator step: (x2, x2') "same" against (x2', Dec(mu1, s2')) "different".
+
+def discriminator_by_hand(encoder, decoder, discriminator, batch):
+    with torch.no_grad():
+        mu1, _, _ = encoder(batch.style_images)
+        _, _, s_partner = encoder(batch.partners)
+        fake = decoder(mu1, s_partner)  # z is the posterior mean here: no noise
+    real_logits = discriminator(batch.images, batch.partners)
+    fake_logits = discriminator(batch.partners, fake)
+    loss = same_class_loss(real_logits) + different_class_loss(fake_logits)
+    correct = torch.cat([real_logits.argmax(1) == 1, fake_logits.argmax(1) == 0])
+    return loss, correct.float().mean()
+
+
+def discriminator_batch():
+    return train.DiscriminatorBatch(images(1), images(2), images(3))
+
+
+def test_discriminator_loss_and_gradient_match_the_by_hand_objective(nets):
+    encoder, decoder, discriminator = nets
+    args = step_args(disc_gate=1.0)
+    batch = discriminator_batch()
+    loss, accuracy = train.discriminator_loss(encoder, decoder, discriminator, batch, args)
+    expected_loss, expected_accuracy = discriminator_by_hand(encoder, decoder, discriminator, batch)
+    torch.testing.assert_close(loss, expected_loss)
+    assert accuracy == expected_accuracy
+
+    recorder = GradientRecorder(discriminator.parameters())
+    coder = list(encoder.parameters()) + list(decoder.parameters())
+    logged = train.discriminator_step(nets, recorder, batch, args)
+    assert_all_close(recorder.grads, by_hand_gradients(expected_loss, list(discriminator.parameters())))
+    assert all(p.grad is None for p in coder)  # no backward through the encoder and decoder
+    assert logged["disc_stepped"] == 1 and logged["disc_accuracy"] == accuracy
+
+
+def test_discriminator_step_raises_its_accuracy(nets):
+    args = step_args(disc_gate=1.0)
+    batch = discriminator_batch()
+    optimizer = torch.optim.Adam(nets[2].parameters(), lr=1e-3)
+    first = train.discriminator_step(nets, optimizer, batch, args)
+    for _ in range(10):
+        last = train.discriminator_step(nets, optimizer, batch, args)
+    assert last["discriminator"] < first["discriminator"] - 0.1 and last["disc_accuracy"] > first["disc_accuracy"]
+
+
+@pytest.mark.parametrize("gate_above_accuracy", [True, False])
+def test_the_gate_steps_only_below_it(nets, gate_above_accuracy):
+    encoder, decoder, discriminator = nets
+    batch = discriminator_batch()
+    _, accuracy = train.discriminator_loss(encoder, decoder, discriminator, batch, step_args())
+    assert 0 < accuracy < 1
+    # just above the accuracy: the gate is open; at the accuracy itself: closed
+    gate = (accuracy + 0.01).item() if gate_above_accuracy else accuracy.item()
+    before = [p.detach().clone() for p in discriminator.parameters()]
+    logged = train.discriminator_step(nets, torch.optim.Adam(discriminator.parameters()), batch,
+                                      step_args(disc_gate=gate))
+    moved = any(not torch.equal(b, p) for b, p in zip(before, discriminator.parameters()))
+    assert moved == gate_above_accuracy and logged["disc_stepped"] == float(gate_above_accuracy)
+    assert logged["skipped_updates"] == 0  # a closed gate is not a skipped update
+
+
+def test_no_reparam_uses_the_mean_and_no_kl(nets):
+    encoder, decoder, _ = nets
+    batch = train.AutoencoderBatch(images(1), images(2), None)
+    reconstruction, kl = train.autoencoder_losses(encoder, decoder, batch, step_args(no_reparam=True))
+    mu, _, s1 = encoder(batch.images)
+    _, _, s_partner = encoder(batch.partners)
+    torch.testing.assert_close(reconstruction, F.mse_loss(decoder(mu, s1), batch.images)
+                               + F.mse_loss(decoder(mu, s_partner), batch.images))
+    assert kl == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Golden regression: train.py's first three iterations on the fixture, on the CPU.
+# Recorded from train.py at commit 3d8f1f7 (before the batch layout was named) with the command
+# below; a change to what an iteration computes moves these numbers far beyond the tolerance.
+
+GOLDEN = {
+    "published flags": ([], [
+        [0.4291697144508362, 0.005058912094682455, 1.2172608375549316, 2.109541416168213, 0.3125, 1.0, 0.0],
+        [0.41847673058509827, 0.005348281469196081, 1.642277479171753, 1.6221991777420044, 0.5, 1.0, 0.0],
+        [0.41849637031555176, 0.0056674364022910595, 1.4160914421081543, 1.5853939056396484, 0.5, 1.0, 0.0]],
+        {"encoder": -7.635438576846354, "decoder": 4.093092950850405, "discriminator": 52.30873360730084}),
+    "KL 5, gate 0.3, shift 2, seed 3": (
+        ["--kl-weight", 5, "--disc-gate", 0.3, "--shift", 2, "--seed", 3], [
+            [0.32825708389282227, 0.005296133458614349, 1.4326763153076172, 1.6325256824493408, 0.4375, 0.0, 0.0],
+            [0.3272332549095154, 0.0036198345478624105, 1.4106907844543457, 2.2078864574432373, 0.3125, 0.0, 0.0],
+            [0.331051230430603, 0.00416995445266366, 1.1055026054382324, 2.755824089050293, 0.1875, 1.0, 0.0]],
+        {"encoder": -12.109490252953833, "decoder": -13.61355597442298, "discriminator": -4.4162872602713605}),
+}
+
+
+@pytest.fixture(scope="module")
+def golden_data(tmp_path_factory):
+    return make_mnist(str(tmp_path_factory.mktemp("golden")))
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_golden_first_iterations(golden_data, tmp_path, name):
+    flags, rows, weight_sums = GOLDEN[name]
+    run_script("train.py", "--data-root", golden_data, "--out", tmp_path, "--batch-size", 8, "--max-iterations", 3,
+               "--log-every", 1, "--device", "cpu", *flags)
+    with open(os.path.join(tmp_path, "log.csv"), newline="") as handle:
+        logged = [[float(row[name]) for name in train.LOG_COLUMNS] for row in csv.DictReader(handle)]
+    torch.testing.assert_close(torch.tensor(logged, dtype=torch.float64), torch.tensor(rows, dtype=torch.float64),
+                               rtol=1e-5, atol=1e-6)
+    state = load_checkpoint(str(tmp_path))
+    for net, expected in weight_sums.items():  # the signed sum of every weight after three updates
+        assert sum(v.double().sum().item() for v in state[net].values()) == pytest.approx(expected, rel=1e-6)
