@@ -4,6 +4,7 @@ generator and discriminator steps) and print one JSON line.
     python bench.py --device cpu                          # MNIST-shaped synthetic data
     python bench.py --device cuda --amp --compile         # any of train.py's flags pass through
     python bench.py --data-root ./data --dataset mnist    # real data instead of synthetic
+    torchrun --nproc_per_node 2 bench.py --device cpu     # the distributed step: images/s of all processes
 
 Synthetic data has the dataset's shape and class count, so it runs anywhere.
 """
@@ -18,7 +19,7 @@ import torch
 
 import train
 from data_loader import Dataset, load_dataset
-from utils import HelpFormatter, run_cli, seed_everything
+from utils import HelpFormatter, rank_and_world, run_cli, seed_everything
 
 # Shape and size of each dataset's training set, for synthetic data.
 SYNTHETIC = {"mnist": ((1, 28, 28), 10, 60000), "sprites": ((3, 64, 64), 500, 60000),
@@ -34,7 +35,7 @@ def synthetic_dataset(name, seed):
 
 
 def synchronize(device):
-    if device == "cuda":
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
@@ -52,6 +53,7 @@ def main():
 
     data = (load_dataset(args, "train") if bench_args.data_root else synthetic_dataset(args.dataset, args.seed)).to(device)
     training = train.setup_training(data, args)
+    rank, world = rank_and_world()
 
     batch_seconds, total_seconds = [], []
     for i in range(bench_args.warmup + bench_args.iterations):
@@ -60,17 +62,21 @@ def main():
         batches = train.draw_iteration(data, training.stream, training.index, training.sampler, args)
         synchronize(device)  # only so that batch production can be timed apart
         drawn = time.perf_counter()
-        train.train_iteration(training.step_nets, training.optimizers, batches, args)
+        train.train_iteration(training.step_nets, training.optimizers, train.local_part(batches, rank, world), args)
         synchronize(device)
         if i >= bench_args.warmup:
             batch_seconds.append(drawn - start)
             total_seconds.append(time.perf_counter() - start)
 
+    if rank != 0:
+        return
     median = statistics.median(total_seconds)
-    peak_mb = (torch.cuda.max_memory_allocated() if device == "cuda"
+    peak_mb = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2 ** 20
     print(json.dumps({
-        "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name() if device.startswith("cuda") else
+        f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads per process)",
+        "processes": world,
         "torch": torch.__version__, "dataset": args.dataset,
         "data": "real" if bench_args.data_root else "synthetic",
         "flags": {k: getattr(args, k) for k in ("batch_size", "style_dim", "class_dim", "generator_times",
@@ -78,11 +84,15 @@ def main():
         "iterations": bench_args.iterations, "warmup": bench_args.warmup,
         "median_s_per_iter": round(median, 5),
         "p90_s_per_iter": round(statistics.quantiles(total_seconds, n=10)[-1], 5),
-        "images_per_s": round(args.batch_size / median, 2),
+        "images_per_s": round(args.batch_size / median, 2),  # the global batch, over every process
         "batch_share": round(sum(batch_seconds) / sum(total_seconds), 4),
         "peak_mem_mb": round(peak_mb, 1),
     }))
 
 
 if __name__ == "__main__":
-    run_cli(main, train.build_parser())
+    try:
+        run_cli(main, train.build_parser())
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

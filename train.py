@@ -4,6 +4,7 @@ representations using adversarial training" (NIPS 2016, arXiv 1611.03383).
     python train.py --dataset mnist --data-root ./data --epochs 50          # GPU when there is one
     python train.py --dataset mnist --data-root ./data --epochs 1 --device cpu
     python train.py --resume runs/mnist__0__20260101-120000 --epochs 100    # continue a run
+    torchrun --nproc_per_node 4 train.py --out runs/NAME --dataset mnist     # 4 GPUs, the same updates
 
 One iteration = (1) autoencoder step, (2) --generator-times generator steps,
 (3) --discriminator-times discriminator steps, each on freshly drawn batches.
@@ -20,6 +21,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 import torchvision
 from torchvision.utils import save_image
@@ -28,8 +30,9 @@ from tqdm import tqdm
 from data_loader import (DATASETS, class_index, draw_indices, draw_partners, grid_sources, load_dataset, new_stream,
                          random_shift, to_float)
 from networks import build_models
-from utils import (CLIError, HelpFormatter, check_device, git_commit, kl_divergence, load_checkpoint,
-                   non_negative_float, non_negative_int, positive_float, positive_int, resolve_device, rng_state,
+from utils import (CLIError, HelpFormatter, any_process, average_gradients, check_device, git_commit, global_mean,
+                   join_process_group, kl_divergence, load_checkpoint, non_negative_float, non_negative_int,
+                   positive_float, positive_int, rank_and_world, resolve_device, restarted_by_torchrun, rng_state,
                    run_cli, sample_style, save_atomically, seed_everything, set_rng_state, swap_grid)
 
 LOG_COLUMNS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy", "disc_stepped",
@@ -96,6 +99,11 @@ def check_args(parser, args):
     check_device(parser, args.device)
     if args.amp and resolve_device(args.device) != "cuda":
         parser.error("--amp is bfloat16 autocast for CUDA; on the CPU it was slower, so it is not offered")
+    if dist.is_torchelastic_launched():
+        processes = int(os.environ["WORLD_SIZE"])
+        if args.batch_size % processes:
+            parser.error(f"--batch-size {args.batch_size} does not split into the {processes} processes torchrun "
+                         f"started: pass a multiple of {processes} (--batch-size is the global batch)")
 
 
 def parse_args(argv=None):
@@ -105,12 +113,30 @@ def parse_args(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if restarted_by_torchrun() and not args.resume and args.out:
+        continue_restarted_job(args)
     resume = None
     if args.resume:
         resume = load_checkpoint(args.resume)
         args = restore_flags(args, typed_flags(parser, argv, args), resume["config"])
     check_args(parser, args)
     return args, resume
+
+
+def continue_restarted_job(args):
+    """After a failure, torchrun starts the job's processes again: they continue from the run's last
+    checkpoint, or start the run again if it had none. Only a run this job started is touched."""
+    job = os.environ.get("TORCHELASTIC_RUN_ID")
+    saved = {}
+    if os.path.isfile(os.path.join(args.out, "config.json")):
+        with open(os.path.join(args.out, "config.json")) as handle:
+            saved = json.load(handle)
+    if saved.get("torchrun_job") != job:
+        return
+    if os.path.isfile(os.path.join(args.out, "checkpoint.pt")):
+        args.resume = args.out
+    else:
+        args.overwrite = True
 
 
 def typed_flags(parser, argv, args):
@@ -191,9 +217,21 @@ def draw_iteration(data, stream, index, sampler, args):
     return Iteration(indices, autoencoder, generator, discriminator)
 
 
+def local_part(iteration, rank, world):
+    """This process's equal share of the rows of every batch (the whole iteration in one process)."""
+    if world == 1:
+        return iteration
+
+    def rows(tensor):
+        return None if tensor is None else tensor.chunk(world)[rank]
+    return Iteration(iteration.indices, AutoencoderBatch(*map(rows, iteration.autoencoder)),
+                     [GeneratorBatch(*map(rows, batch)) for batch in iteration.generator],
+                     [DiscriminatorBatch(*map(rows, batch)) for batch in iteration.discriminator])
+
+
 # ---------------------------------------------------------------------------------------------
 # The three training phases: each loss is a pure function of the nets and one batch; each step
-# applies its update and returns its LOG_COLUMNS entries as tensors.
+# applies its update and returns its LOG_COLUMNS entries as tensors, averaged over processes.
 
 class NonFiniteLoss(Exception):
     pass
@@ -268,6 +306,7 @@ def usable(loss, name, args):
 def update(optimizer, loss):
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients([param for group in optimizer.param_groups for param in group["params"]])
     optimizer.step()
 
 
@@ -275,10 +314,12 @@ def autoencoder_step(nets, optimizer, batch, args):
     encoder, decoder, _ = nets
     reconstruction, kl = autoencoder_losses(encoder, decoder, batch, args)
     loss = reconstruction + args.kl_weight * kl
-    applied = usable(loss, "autoencoder", args)
+    mean_reconstruction, mean_kl, mean_loss = global_mean(reconstruction, kl, loss)
+    applied = usable(mean_loss, "autoencoder", args)
     if applied:
         update(optimizer, loss)
-    return {"reconstruction": reconstruction.detach(), "kl": kl.detach(), "skipped_updates": float(not applied)}
+    return {"reconstruction": mean_reconstruction.detach(), "kl": mean_kl.detach(),
+            "skipped_updates": float(not applied)}
 
 
 def generator_step(nets, optimizer, batch, args):
@@ -286,23 +327,25 @@ def generator_step(nets, optimizer, batch, args):
     discriminator.requires_grad_(False)  # its weights must not move here, and need no gradients
     adversarial, kl = generator_losses(encoder, decoder, discriminator, batch, args)
     loss = adversarial + args.kl_weight * kl
-    applied = usable(loss, "generator", args)
+    mean_adversarial, mean_loss = global_mean(adversarial, loss)
+    applied = usable(mean_loss, "generator", args)
     if applied:
         update(optimizer, loss)
     discriminator.requires_grad_(True)
-    return {"generator": adversarial.detach(), "skipped_updates": float(not applied)}
+    return {"generator": mean_adversarial.detach(), "skipped_updates": float(not applied)}
 
 
 def discriminator_step(nets, optimizer, batch, args):
-    """Steps only while the discriminator's accuracy is below --disc-gate (a host sync), so the
-    generator still gets a useful signal."""
+    """Steps only while the discriminator's accuracy (over all processes) is below --disc-gate (a host
+    sync), so the generator still gets a useful signal."""
     loss, accuracy = discriminator_loss(*nets, batch, args)
-    finite = usable(loss, "discriminator", args)
-    gate_open = bool(accuracy < args.disc_gate)
+    mean_loss, mean_accuracy = global_mean(loss, accuracy)
+    finite = usable(mean_loss, "discriminator", args)
+    gate_open = bool(mean_accuracy < args.disc_gate)
     if finite and gate_open:
         update(optimizer, loss)
-    return {"discriminator": loss.detach(), "disc_accuracy": accuracy, "disc_stepped": float(finite and gate_open),
-            "skipped_updates": float(not finite)}
+    return {"discriminator": mean_loss.detach(), "disc_accuracy": mean_accuracy,
+            "disc_stepped": float(finite and gate_open), "skipped_updates": float(not finite)}
 
 
 def train_iteration(nets, optimizers, iteration, args):
@@ -409,7 +452,8 @@ def write_config(args, data):
               "class_names": data.class_names,
               "versions": {"python": sys.version.split()[0], "torch": str(torch.__version__),
                            "torchvision": torchvision.__version__, "numpy": np.__version__},
-              "git_commit": git_commit()}
+              "git_commit": git_commit(), "torchrun_job": os.environ.get("TORCHELASTIC_RUN_ID"),
+              "processes": rank_and_world()[1]}
     with open(os.path.join(args.out, "config.json"), "w") as handle:
         json.dump(config, handle, indent=2)
     return config
@@ -417,9 +461,14 @@ def write_config(args, data):
 
 class RunLog:
     """log.csv and TensorBoard. Rows stay on the device until written, every --log-every, so
-    training reads one tensor from the device per write, not one per iteration."""
+    training reads one tensor from the device per write, not one per iteration. With run_dir None
+    (every process but the first under torchrun) it writes nothing."""
 
     def __init__(self, run_dir, resume_step):
+        self.pending = []  # (epoch, iteration, step, row tensor)
+        self.handle = self.tensorboard = None
+        if run_dir is None:
+            return
         self.path = os.path.join(run_dir, "log.csv")
         kept = []  # on resume, rows past the checkpoint's step are dropped: they will be redone
         if resume_step is not None and os.path.exists(self.path):
@@ -430,10 +479,10 @@ class RunLog:
         self.csv.writeheader()
         self.csv.writerows(kept)
         self.tensorboard = open_tensorboard(run_dir, resume_step)
-        self.pending = []  # (epoch, iteration, step, row tensor)
 
     def append(self, epoch, iteration, step, row):
-        self.pending.append((epoch, iteration, step, row))
+        if self.handle:
+            self.pending.append((epoch, iteration, step, row))
 
     def write(self):
         """Write the pending rows; returns the last one as a dict (None when there was none)."""
@@ -457,7 +506,8 @@ class RunLog:
             self.tensorboard.add_image(name, image, step)
 
     def close(self):
-        self.handle.close()
+        if self.handle:
+            self.handle.close()
         if self.tensorboard:
             self.tensorboard.close()
 
@@ -475,10 +525,11 @@ def open_tensorboard(run_dir, resume_step):
 # The run.
 
 def setup_device(args):
+    """This process's device; under torchrun, after joining the process group."""
     device = resolve_device(args.device)
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
-    return device
+    return join_process_group(device) if dist.is_torchelastic_launched() else device
 
 
 def load_data(args, device):
@@ -487,9 +538,15 @@ def load_data(args, device):
     data = load_dataset(args, args.split).to(device)
     test = load_dataset(args, "test")
     rows, columns = grid_sources(test, args.dataset, args.seed)
-    print(f"{args.dataset}: {len(data.labels)} training images {data.image_shape}, {data.num_classes} classes; "
-          f"loaded in {time.time() - started:.1f} s")
+    report(f"{args.dataset}: {len(data.labels)} training images {data.image_shape}, {data.num_classes} classes; "
+           f"loaded in {time.time() - started:.1f} s")
     return data, (to_float(test.images[rows]).to(device), to_float(test.images[columns]).to(device))
+
+
+def report(message):
+    """Print, once: in the first process only under torchrun."""
+    if rank_and_world()[0] == 0:
+        print(message, flush=True)
 
 
 def iteration_counts(args, training_images):
@@ -509,13 +566,43 @@ def stop_requests():
 
 
 def report_non_finite(error, step, epoch, iteration, indices, args):
-    """Write the batch of a non-finite loss next to the run and stop with a one-line error."""
+    """Write the (global) batch of a non-finite loss next to the run and stop with a one-line error."""
     bad_batch = os.path.join(args.out, f"nonfinite_step{step}.json")
-    with open(bad_batch, "w") as handle:
-        json.dump({"step": step, "loss": str(error), "batch_indices": indices.tolist()}, handle)
+    if rank_and_world()[0] == 0:
+        with open(bad_batch, "w") as handle:
+            json.dump({"step": step, "loss": str(error), "batch_indices": indices.tolist()}, handle)
     raise CLIError(f"non-finite {error} loss at step {step} (epoch {epoch + 1}, iteration {iteration}); "
                    f"stopped, the last good checkpoint is kept; batch indices in {bad_batch}; "
                    f"--nan-policy skip skips such updates instead") from None
+
+
+def train_epoch(epoch, iterations, step, data, training, log, stop, args):
+    """Train `iterations` (a range of iteration numbers within `epoch`), or until a stop is requested.
+
+    Returns the sum of the iterations' log rows and the step reached.
+    """
+    rank, world = rank_and_world()
+    epoch_sum = torch.zeros(len(LOG_COLUMNS), device=data.images.device)
+    progress = tqdm(iterations, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, dynamic_ncols=True,
+                    disable=None if rank == 0 else True)
+    for iteration in progress:
+        batches = draw_iteration(data, training.stream, training.index, training.sampler, args)
+        try:
+            row = train_iteration(training.step_nets, training.optimizers, local_part(batches, rank, world), args)
+        except NonFiniteLoss as error:
+            log.write()
+            report_non_finite(error, step, epoch, iteration, batches.indices, args)
+        step += 1
+        epoch_sum += row
+        log.append(epoch, iteration, step, row)
+        if step % args.log_every == 0 and rank == 0:
+            show_progress(progress, log.write())
+        if any_process(stop):  # every process stops at the same step
+            stop.append("a stop request of another process")
+            break
+    progress.close()
+    log.write()
+    return epoch_sum, step
 
 
 def show_progress(progress, latest):
@@ -538,6 +625,8 @@ def end_epoch(epoch, epoch_sum, done, seconds, step, training, grid_images, log,
 
 def main(argv=None):
     args, resume = parse_args(argv)
+    if dist.is_torchelastic_launched() and not args.out:
+        raise CLIError("under torchrun pass --out RUN, so that every process and every restart uses one run folder")
 
     # -- setup: device, seed, data, models, run folder ---------------------------------------
     device = setup_device(args)
@@ -547,53 +636,45 @@ def main(argv=None):
     training = setup_training(data, args)
     step = restore(resume, training, args) if resume else 0
     args.out = args.out or default_run_folder(args)
-    prepare_run_folder(args)  # only once data and checkpoint are in: a failed start leaves nothing behind
-    config = write_config(args, data)
-    log = RunLog(args.out, step if resume else None)
-    print(f"{per_epoch} iterations per epoch of batch {args.batch_size}, {total_iterations} in all; device "
-          f"{device}; run folder {args.out}" + (f"; resuming from step {step} of {args.resume}" if resume else ""))
+    writer = rank_and_world()[0] == 0  # the one process that writes the run folder
+    if writer:
+        prepare_run_folder(args)  # only once data and checkpoint are in: a failed start leaves nothing behind
+        config = write_config(args, data)
+    log = RunLog(args.out if writer else None, step if resume else None)
+    report(f"{per_epoch} iterations per epoch of batch {args.batch_size}, {total_iterations} in all; device "
+           f"{device}; run folder {args.out}" + (f"; resuming from step {step} of {args.resume}" if resume else ""))
     stop = stop_requests()
 
     def save(epoch):
-        save_atomically(checkpoint_state(training, epoch, step, config), os.path.join(args.out, "checkpoint.pt"))
+        if writer:
+            save_atomically(checkpoint_state(training, epoch, step, config), os.path.join(args.out, "checkpoint.pt"))
 
-    # -- the loop: draw, step, log, stop check; per epoch: summary, grid, save -------------------
+    # -- the loop: an epoch of iterations, then its summary, grid and checkpoint ------------------
     try:
         while step < total_iterations:
             epoch, first = divmod(step, per_epoch)
             epoch_start, epoch_first_step = time.time(), step
-            epoch_sum = torch.zeros(len(LOG_COLUMNS), device=device)
-            progress = tqdm(range(first, min(per_epoch, first + total_iterations - step)), leave=False,
-                            desc=f"epoch {epoch + 1}/{args.epochs}", dynamic_ncols=True, disable=None)
-            for iteration in progress:
-                batches = draw_iteration(data, training.stream, training.index, training.sampler, args)
-                try:
-                    row = train_iteration(training.step_nets, training.optimizers, batches, args)
-                except NonFiniteLoss as error:
-                    log.write()
-                    report_non_finite(error, step, epoch, iteration, batches.indices, args)
-                step += 1
-                epoch_sum += row
-                log.append(epoch, iteration, step, row)
-                if step % args.log_every == 0:
-                    show_progress(progress, log.write())
-                if stop:
-                    log.write()
-                    save(epoch)
-                    print(f"\n{stop[0]}: saved step {step} to {args.out}/checkpoint.pt; "
-                          f"resume with: python train.py --resume {args.out}")
-                    return
-            progress.close()
-            log.write()
-            end_epoch(epoch, epoch_sum, step - epoch_first_step, time.time() - epoch_start, step, training,
-                      grid_images, log, args)
+            iterations = range(first, min(per_epoch, first + total_iterations - step))
+            epoch_sum, step = train_epoch(epoch, iterations, step, data, training, log, stop, args)
+            if stop:
+                save(epoch)
+                report(f"\n{stop[0]}: saved step {step} to {args.out}/checkpoint.pt; "
+                       f"resume with: python train.py --resume {args.out}")
+                return
+            if writer:
+                end_epoch(epoch, epoch_sum, step - epoch_first_step, time.time() - epoch_start, step, training,
+                          grid_images, log, args)
             finished_epoch = step % per_epoch == 0
             if step >= total_iterations or (finished_epoch and (epoch + 1) % args.save_every == 0):
                 save(epoch + 1 if finished_epoch else epoch)
     finally:
         log.close()
-    print(f"done: {step} iterations; run folder {args.out} (checkpoint.pt, log.csv, swap_grid.png, TensorBoard events)")
+    report(f"done: {step} iterations; run folder {args.out} (checkpoint.pt, log.csv, swap_grid.png, TensorBoard events)")
 
 
 if __name__ == "__main__":
-    run_cli(main, build_parser())
+    try:
+        run_cli(main, build_parser())
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

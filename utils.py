@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -65,6 +66,62 @@ def check_device(parser, device):
 def resolve_device(device):
     """--device auto|cpu|cuda -> cpu or cuda."""
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+# ---------------------------------------------------------------------------------------------
+# Several processes under torchrun: one per device, each taking an equal share of every batch.
+# Every process draws the same global batches (same seeds) and keeps its rows; gradients, logged
+# losses and every decision (gate, non-finite loss, stop) are averaged or agreed over processes.
+
+def join_process_group(device):
+    """Join torchrun's process group (nccl on CUDA, gloo on the CPU); returns this process's device."""
+    if device == "cuda":
+        local_rank = int(os.environ["LOCAL_RANK"])
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return device
+
+
+def rank_and_world():
+    """(this process's rank, number of processes): (0, 1) without torchrun."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def restarted_by_torchrun():
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) > 0
+
+
+def global_mean(*tensors):
+    """The mean of each scalar tensor over the processes, in one all-reduce; the tensors themselves
+    in a single process."""
+    if not dist.is_initialized():
+        return tensors
+    values = torch.stack([tensor.detach().float() for tensor in tensors])
+    dist.all_reduce(values)
+    return tuple(values / dist.get_world_size())
+
+
+def average_gradients(params):
+    """Replace each gradient by its mean over the processes: one coalesced all-reduce. The mean of
+    per-process means over equal shares is the gradient of the global batch's mean."""
+    if not dist.is_initialized():
+        return
+    grads = [param.grad for param in params if param.grad is not None]
+    flat = torch.cat([grad.flatten() for grad in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for grad, part in zip(grads, flat.split([grad.numel() for grad in grads])):
+        grad.copy_(part.view_as(grad))
+
+
+def any_process(flag):
+    """Whether `flag` is true in any process (the flag itself in a single process)."""
+    if not dist.is_initialized():
+        return bool(flag)
+    value = torch.tensor(float(bool(flag)), device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from conftest import run_script
 from networks import build_models
 
 
+@pytest.mark.slow
 def test_bench_prints_one_json_line_with_its_measurements():
     result = run_script("bench.py", "--device", "cpu", "--iterations", 3, "--warmup", 1, "--batch-size", 8)
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -43,6 +44,7 @@ def losses_of_a_few_iterations(mnist_root, extra):
     return torch.stack(rows)
 
 
+@pytest.mark.slow
 def test_compile_gives_the_same_losses(mnist_root):
     plain = losses_of_a_few_iterations(mnist_root, [])
     compiled = losses_of_a_few_iterations(mnist_root, ["--compile"])

@@ -280,6 +280,7 @@ def test_bad_folders_and_images_are_one_line_errors(folder_root, tmp_path):
     assert "broken.png" in error(folder_root)
 
 
+@pytest.mark.slow
 def test_train_runs_on_sprites(sprites_root, tmp_path):
     out = tmp_path / "run"
     run_script("train.py", "--dataset", "sprites", "--data-root", sprites_root, "--cache-dir", tmp_path / "cache",
@@ -300,6 +301,7 @@ def real_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("real_cache")
 
 
+@pytest.mark.slow
 @real_data
 def test_real_sprites_splits_orientation_and_colour(real_cache):
     args = data_args("sprites", REAL_DATA, real_cache)
@@ -322,6 +324,7 @@ def test_real_sprites_splits_orientation_and_colour(real_cache):
     assert red > blue  # skin, hair and leather are warm colours: channels are RGB, not BGR
 
 
+@pytest.mark.slow
 @real_data
 def test_real_linemod_counts_and_poses(real_cache, capsys):
     args = data_args("linemod", REAL_DATA, real_cache)
@@ -335,9 +338,27 @@ def test_real_linemod_counts_and_poses(real_cache, capsys):
     assert train_data.image_shape == (3, 64, 64)
 
 
+@pytest.mark.slow
 @real_data
 def test_real_folder_of_linemod_renders(real_cache):
     args = data_args("folder", os.path.join(REAL_DATA, "linemod", "coarse"), real_cache, "--image-size", 32)
     train_data, test = load_dataset(args, "train"), load_dataset(args, "test")
     assert train_data.image_shape == (3, 32, 32) and train_data.num_classes == 5
     assert torch.bincount(test.labels).tolist() == [53] * 5 and torch.bincount(train_data.labels).tolist() == [214] * 5
+
+
+# ---------------------------------------------------------------------------------------------
+# MNIST's val split.
+
+def test_mnist_val_split_is_the_last_training_digits(mnist_root, tmp_path):
+    whole = load_dataset(data_args("mnist", mnist_root, tmp_path), "train")
+    args = data_args("mnist", mnist_root, tmp_path, "--val-size", 30)
+    train_split, val = load_dataset(args, "train"), load_dataset(args, "val")
+    assert len(train_split.labels) == 170 and len(val.labels) == 30
+    assert torch.equal(torch.cat([train_split.images, val.images]), whole.images)  # disjoint, in order
+    assert torch.equal(load_dataset(args, "test").images, load_dataset(data_args("mnist", mnist_root, tmp_path),
+                                                                       "test").images)
+    with pytest.raises(CLIError, match="mnist has no 'val' split.*--val-size"):
+        load_dataset(data_args("mnist", mnist_root, tmp_path), "val")
+    with pytest.raises(CLIError, match="--val-size 200 leaves no training digits"):
+        load_dataset(data_args("mnist", mnist_root, tmp_path, "--val-size", 200), "train")

@@ -188,6 +188,7 @@ def fractions(tree):
     return [tree] if isinstance(tree, float) else []
 
 
+@pytest.mark.slow
 def test_evaluate_writes_results_and_pictures(tiny_run, mnist_root, tmp_path):
     images_dir = tmp_path / "images"
     result = run_script("evaluate.py", "--checkpoint", tiny_run, "--data-root", mnist_root, "--images-dir", images_dir,
@@ -212,6 +213,40 @@ def test_evaluate_writes_results_and_pictures(tiny_run, mnist_root, tmp_path):
     assert "| Dataset | z dim | s dim | z train acc | z test acc | s train acc | s test acc |" in result.stdout
 
 
+def test_protocol_presets_fill_the_probe_flags_that_were_not_typed():
+    published = evaluate.parse_args(["--checkpoint", "x", "--protocol", "published"])
+    assert (published.probe_iterations, published.probe_lr, published.probe_batch_size, published.z_sample) == (
+        100000, 1e-4, 128, "fresh")
+    assert published.protocol_overrides == []
+    shorter = evaluate.parse_args(["--checkpoint", "x", "--protocol", "published", "--probe-iterations", "5000"])
+    assert shorter.probe_iterations == 5000 and shorter.protocol_overrides == ["probe_iterations"]
+    assert evaluate.parse_args(["--checkpoint", "x"]).probe_iterations == 20000
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_val_split_and_leaves_images_alone(mnist_root, tmp_path):
+    run = tmp_path / "run"
+    run_script("train.py", "--data-root", mnist_root, "--out", run, "--batch-size", 16, "--max-iterations", 2,
+               "--val-size", 40)
+    images = os.path.join(ROOT, "images")
+    before = {name: os.stat(os.path.join(images, name)).st_mtime_ns for name in os.listdir(images)}
+    run_script("evaluate.py", "--checkpoint", run, "--eval-split", "val", "--skip-tsne", "--device", "cpu", *QUICK)
+    after = {name: os.stat(os.path.join(images, name)).st_mtime_ns for name in os.listdir(images)}
+    assert before == after  # without --images-dir the repository's pictures are not touched
+    results = json.loads((run / "results.json").read_text())
+    assert results["eval_split"] == "val" and set(results["probes"]["s"]) == {"train_acc", "val_acc"}
+    assert results["protocol"]["probe_train_images"] == 160 and results["protocol"]["probe_eval_images"] == 40
+    assert "| z val acc |" in (run_script("evaluate.py", "--checkpoint", run, "--eval-split", "val", "--skip-tsne",
+                                          "--skip-swap", "--device", "cpu", *QUICK).stdout)
+
+
+@pytest.mark.slow
+def test_val_split_of_a_model_trained_without_one_is_a_one_line_error(tiny_run, tmp_path):
+    result = run_script("evaluate.py", "--checkpoint", tiny_run, "--eval-split", "val", "--out", tmp_path, check=False)
+    assert result.returncode == 1 and result.stderr.startswith("error: mnist has no 'val' split")
+
+
+@pytest.mark.slow
 def test_evaluate_a_networks_only_checkpoint_without_log(tiny_run, mnist_root, tmp_path):
     shipped = tmp_path / "checkpoints" / "shipped.pt"
     run_script("export_checkpoint.py", tiny_run, shipped)
@@ -228,6 +263,7 @@ def test_evaluate_a_networks_only_checkpoint_without_log(tiny_run, mnist_root, t
     assert sorted(os.listdir(out)) == ["mnist_16.png", "results.json"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL_DATA, reason="set DFV_DATA to the shared data folder")
 def test_shipped_mnist_checkpoint_beats_the_published_implementation(tmp_path):
     # The README's claims for the shipped model, under its reference probe protocol: z below the
@@ -243,12 +279,14 @@ def test_shipped_mnist_checkpoint_beats_the_published_implementation(tmp_path):
     assert probes["s"]["test_acc"] >= 0.97 and results["swap"]["labelled_s_class"] > 0.728
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_is_a_one_line_error(tmp_path):
     result = run_script("evaluate.py", "--checkpoint", tmp_path / "nothing", check=False)
     assert result.returncode == 1
     assert result.stderr.startswith("error: no checkpoint at") and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_data_of_another_shape_is_a_one_line_error(tiny_run, tmp_path):
     state = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
     state["config"]["num_classes"] = 7

@@ -47,6 +47,7 @@ class GradientRecorder:
 
     def __init__(self, params):
         self.params, self.grads = list(params), None
+        self.param_groups = [{"params": self.params}]
 
     def zero_grad(self, set_to_none=True):
         for param in self.params:
@@ -258,6 +259,7 @@ def golden_data(tmp_path_factory):
     return make_mnist(str(tmp_path_factory.mktemp("golden")))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", GOLDEN)
 def test_golden_first_iterations(golden_data, tmp_path, name):
     flags, rows, weight_sums = GOLDEN[name]

@@ -46,6 +46,7 @@ for i in range(1, 10 ** 6):
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_saves_never_leaves_a_truncated_checkpoint(tmp_path):
     path = str(tmp_path / "checkpoint.pt")
     for delay in [0.3, 0.45, 0.6, 0.8, 1.1]:
@@ -61,6 +62,7 @@ def test_sigkill_during_saves_never_leaves_a_truncated_checkpoint(tmp_path):
 
 # 2. signals ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_and_exits_cleanly(mnist_root, tmp_path, signum):
     process = subprocess.Popen([sys.executable, "train.py", "--data-root", mnist_root, "--out", str(tmp_path),
@@ -89,6 +91,7 @@ class RunsCode:
 MARKER = os.path.join(os.environ.get("TMPDIR", "/tmp"), "dfv_pickle_ran")
 
 
+@pytest.mark.slow
 def test_checkpoint_that_runs_code_is_refused(tmp_path):
     if os.path.exists(MARKER):
         os.remove(MARKER)
@@ -99,6 +102,7 @@ def test_checkpoint_that_runs_code_is_refused(tmp_path):
     assert not os.path.exists(MARKER)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", ["truncated", "empty", "text", "foreign_torch"])
 def test_unreadable_checkpoint_is_one_line_error(finished_run, tmp_path, content):
     path = tmp_path / "bad.pt"
@@ -111,6 +115,7 @@ def test_unreadable_checkpoint_is_one_line_error(finished_run, tmp_path, content
     assert "Traceback" in run_script("train.py", "--resume", path, "--debug", check=False).stderr
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_truncated_checkpoint(finished_run, tmp_path):
     path = tmp_path / "truncated.pt"
     path.write_bytes((finished_run / "checkpoint.pt").read_bytes()[:5000])
@@ -120,12 +125,14 @@ def test_evaluate_refuses_a_truncated_checkpoint(finished_run, tmp_path):
 
 # 6-7. resuming the wrong run, and runs that already exist -------------------------------------
 
+@pytest.mark.slow
 def test_resume_with_other_dimensions_is_refused(finished_run):
     line = one_line_error(run_script("train.py", "--resume", finished_run, "--style-dim", 8, check=False),
                           "--style-dim 8", "16")
     assert "resume" in line
 
 
+@pytest.mark.slow
 def test_existing_run_is_not_overwritten(finished_run, mnist_root):
     before = (finished_run / "checkpoint.pt").read_bytes()
     result = run_script("train.py", "--data-root", mnist_root, "--out", finished_run, "--max-iterations", 1,
@@ -134,6 +141,7 @@ def test_existing_run_is_not_overwritten(finished_run, mnist_root):
     assert (finished_run / "checkpoint.pt").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_and_says_so(mnist_root, tmp_path):
     args = ["--data-root", mnist_root, "--out", tmp_path, "--batch-size", 16, "--max-iterations", 2]
     run_script("train.py", *args)
@@ -157,6 +165,7 @@ def poison_kl(monkeypatch, bad_call):
     monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own handlers
 
 
+@pytest.mark.slow
 def test_nan_stops_with_step_and_keeps_last_checkpoint(mnist_root, tmp_path, monkeypatch):
     poison_kl(monkeypatch, bad_call=3 * 14 + 1)  # the autoencoder step of the 15th iteration (step 14)
     argv = ["--data-root", mnist_root, "--out", str(tmp_path), "--batch-size", "16", "--save-every", "1"]
@@ -167,6 +176,7 @@ def test_nan_stops_with_step_and_keeps_last_checkpoint(mnist_root, tmp_path, mon
     assert (tmp_path / "nonfinite_step14.json").exists()
 
 
+@pytest.mark.slow
 def test_nan_policy_skip_counts_and_continues(mnist_root, tmp_path, monkeypatch):
     poison_kl(monkeypatch, bad_call=5)  # the first generator step of iteration 2
     train.main(["--data-root", mnist_root, "--out", str(tmp_path), "--batch-size", "16",
@@ -199,6 +209,7 @@ def test_cuda_without_cuda_is_refused(capsys):
     assert "no CUDA" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_missing_mnist_names_folder_and_remedy(tmp_path):
     result = run_script("train.py", "--data-root", tmp_path, "--out", tmp_path / "run", check=False)
     one_line_error(result, str(tmp_path / "MNIST" / "raw"), "--data-root")

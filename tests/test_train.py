@@ -100,6 +100,21 @@ def test_draw_iteration_names_each_batch_by_its_role(mnist_root):
     assert plain.autoencoder.noise is None and plain.generator[0].noise is None
 
 
+def test_iteration_logs_means_over_steps_and_counts_skips_apart_from_the_gate(monkeypatch):
+    discriminator_logs = iter([{"discriminator": 1.0, "disc_accuracy": 0.5, "disc_stepped": 1.0, "skipped_updates": 0.0},
+                               {"discriminator": 3.0, "disc_accuracy": 0.9, "disc_stepped": 0.0, "skipped_updates": 0.0},
+                               {"discriminator": 5.0, "disc_accuracy": 0.7, "disc_stepped": 0.0, "skipped_updates": 1.0}])
+    generator_logs = iter([{"generator": 2.0, "skipped_updates": 1.0}, {"generator": 4.0, "skipped_updates": 0.0}])
+    monkeypatch.setattr(train, "autoencoder_step", lambda *_: {"reconstruction": 0.25, "kl": 0.5, "skipped_updates": 0.0})
+    monkeypatch.setattr(train, "generator_step", lambda *_: next(generator_logs))
+    monkeypatch.setattr(train, "discriminator_step", lambda *_: next(discriminator_logs))
+    iteration = train.Iteration(torch.zeros(1), None, [None, None], [None, None, None])
+    row = dict(zip(train.LOG_COLUMNS, train.train_iteration(None, {"autoencoder": None, "generator": None,
+                                                                     "discriminator": None}, iteration, None).tolist()))
+    assert row == pytest.approx({"reconstruction": 0.25, "kl": 0.5, "generator": 3.0, "discriminator": 3.0,
+                                 "disc_accuracy": 0.7, "disc_stepped": 1 / 3, "skipped_updates": 2.0})
+
+
 def test_shift_moves_each_image_by_its_own_offset_within_the_limit():
     images = torch.zeros(64, 1, 9, 9)
     images[:, 0, 4, 4] = 1  # one bright pixel in the centre: its new place is the offset
@@ -116,6 +131,7 @@ def read_log(run):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_fixture_run_writes_every_output(mnist_root, tmp_path):
     run = tmp_path / "run"
     result = run_script("train.py", "--data-root", mnist_root, "--out", run, "--batch-size", 16,
@@ -139,6 +155,7 @@ def final_weights(run):
     return {f"{net}.{k}": v for net in ("encoder", "decoder", "discriminator") for k, v in state[net].items()}
 
 
+@pytest.mark.slow
 def test_resume_gives_identical_weights(mnist_root, tmp_path):
     common = ["--data-root", mnist_root, "--batch-size", 16, "--log-every", 4]
     run_script("train.py", *common, "--out", tmp_path / "straight", "--epochs", 2)
@@ -149,6 +166,7 @@ def test_resume_gives_identical_weights(mnist_root, tmp_path):
     assert read_log(tmp_path / "straight") == read_log(tmp_path / "split")
 
 
+@pytest.mark.slow
 def test_resume_applies_a_typed_learning_rate(mnist_root, tmp_path):
     run_script("train.py", "--data-root", mnist_root, "--out", tmp_path, "--batch-size", 16, "--max-iterations", 2)
     args, resume = train.parse_args(["--resume", str(tmp_path), "--lr", "3e-5", "--beta1", "0.9"])
@@ -160,6 +178,7 @@ def test_resume_applies_a_typed_learning_rate(mnist_root, tmp_path):
         assert optimizer.state  # the Adam moments are restored, not reset
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--shift", 2]])  # the shifts draw from the saved sampler
 def test_resume_mid_epoch_from_max_iterations(mnist_root, tmp_path, extra):
     common = ["--data-root", mnist_root, "--batch-size", 16, "--epochs", 1, *extra]
@@ -170,6 +189,7 @@ def test_resume_mid_epoch_from_max_iterations(mnist_root, tmp_path, extra):
     assert all(torch.equal(straight[k], split[k]) for k in straight)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL_DATA, reason="set DFV_DATA to the shared data folder")
 def test_real_mnist_reconstruction_falls(tmp_path):
     run_script("train.py", "--data-root", REAL_DATA, "--out", tmp_path, "--max-iterations", 100,
