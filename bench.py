@@ -51,7 +51,8 @@ def main():
     device = train.setup_device(args)
     seed_everything(args.seed)
 
-    data = (load_dataset(args, "train") if bench_args.data_root else synthetic_dataset(args.dataset, args.seed)).to(device)
+    data = load_dataset(args, "train") if bench_args.data_root else synthetic_dataset(args.dataset, args.seed)
+    data = data.to(device)
     training = train.setup_training(data, args)
     rank, world = rank_and_world()
 

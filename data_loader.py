@@ -230,7 +230,8 @@ def load_linemod(data_root, split, linemod_sets, cache_dir):
         print(f"linemod: skipped {skipped.sum()} {split} images that poses.txt does not list, in {', '.join(folders)}")
     keep &= listed
     if not keep.any():
-        raise CLIError(f"the LINE-MOD {split} split in {root} is empty: check real/training_split.txt and --linemod-sets")
+        raise CLIError(f"the LINE-MOD {split} split in {root} is empty: check real/training_split.txt and "
+                       f"--linemod-sets")
     chosen = list(paths[keep])
     data = cached("linemod", chosen, {}, cache_dir, lambda: {"images": decode_images(chosen)[0]})
     style = {"pose": torch.from_numpy(poses[keep]).float(), "set": torch.from_numpy(set_ids[keep]),
@@ -265,7 +266,8 @@ def list_linemod(root, sets, objects):
             files = {file for file in os.listdir(folder) if file.endswith(".png")}
             missing = sorted(poses.keys() - files)
             if missing:
-                raise CLIError(f"{folder}/poses.txt lists {len(missing)} images that are not there ({missing[0]}, ...): "
+                raise CLIError(f"{folder}/poses.txt lists {len(missing)} images that are not there "
+                               f"({missing[0]}, ...): "
                                f"restore them from the dataset's archive")
             for file in sorted(files, key=file_number):
                 rows.append((os.path.join(folder, file), object_id, LINEMOD_SETS.index(set_name), file_number(file),

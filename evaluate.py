@@ -44,8 +44,8 @@ from tqdm import tqdm
 from data_loader import Dataset, draw_indices, grid_sources, load_dataset, new_stream, split_per_class, to_float
 from networks import Classifier, build_models
 from utils import (CLIError, HelpFormatter, check_device, checked, checkpoint_path, first_line, load_checkpoint,
-                   non_negative_int, positive_float, positive_int, resolve_device, run_cli, sample_style, seed_everything,
-                   swap_grid)
+                   non_negative_int, positive_float, positive_int, resolve_device, run_cli, sample_style,
+                   seed_everything, swap_grid)
 
 CODES = ("z_sampled", "z_mean", "s")  # the probes' inputs
 # Part of the protocol, not of --seed: the Sprites frame split and the LINE-MOD view bins.
@@ -75,31 +75,54 @@ def at_least_ten(text):
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     source = parser.add_argument_group("model and data")
-    source.add_argument("--checkpoint", required=True, metavar="RUN_OR_CHECKPOINT", help="run folder (its checkpoint.pt) or a .pt file written by train.py, full or networks only")
+    source.add_argument("--checkpoint", required=True, metavar="RUN_OR_CHECKPOINT",
+                        help="run folder (its checkpoint.pt) or a .pt file written by train.py, full or networks only")
     source.add_argument("--data-root", default=None, help="dataset folder (default: the checkpoint's --data-root)")
-    source.add_argument("--cache-dir", default=None, help="decoded-image cache of Sprites/LINE-MOD/folder data (default: the checkpoint's)")
-    source.add_argument("--log", default=None, help="log.csv to plot (default: log.csv beside the checkpoint; skipped with a message when there is none)")
+    source.add_argument("--cache-dir", default=None,
+                        help="decoded-image cache of Sprites/LINE-MOD/folder data (default: the checkpoint's)")
+    source.add_argument("--log", default=None,
+                        help="log.csv to plot (default: log.csv beside the checkpoint; skipped with a message when "
+                             "there is none)")
     probes = parser.add_argument_group("latent classifiers (probes)")
-    probes.add_argument("--eval-split", default="test", choices=["test", "val"], help="split the probes are scored on and the swap pairs, grid and t-SNE drawn from: test to report, val (MNIST trained with --val-size) to choose recipes and checkpoints")
-    probes.add_argument("--protocol", default="default", choices=sorted(PROTOCOLS), help="probe preset: default (20,000 Adam steps, lr 1e-4, batch 128, fresh z samples) or published (100,000 steps: the probe of the published numbers)")
-    probes.add_argument("--probe-iterations", type=positive_int, default=None, help="Adam steps of each probe (default: the --protocol's)")
-    probes.add_argument("--probe-lr", type=positive_float, default=None, help="Adam learning rate of the probes (default: the --protocol's)")
-    probes.add_argument("--z-sample", default=None, choices=["fresh", "fixed"], help="z sampled: a fresh sample each time an image is used, or one sample per image drawn once (default: the --protocol's, fresh)")
-    probes.add_argument("--probe-batch-size", type=at_least_two, default=None, help="codes per probe batch, 2 or more: the probe has batch norm (default: the --protocol's)")
+    probes.add_argument("--eval-split", default="test", choices=["test", "val"],
+                        help="split the probes are scored on and the swap pairs, grid and t-SNE drawn from: test to "
+                             "report, val (MNIST trained with --val-size) to choose recipes and checkpoints")
+    probes.add_argument("--protocol", default="default", choices=sorted(PROTOCOLS),
+                        help="probe preset: default (20,000 Adam steps, lr 1e-4, batch 128, fresh z samples) or "
+                             "published (100,000 steps: the probe of the published numbers)")
+    probes.add_argument("--probe-iterations", type=positive_int, default=None,
+                        help="Adam steps of each probe (default: the --protocol's)")
+    probes.add_argument("--probe-lr", type=positive_float, default=None,
+                        help="Adam learning rate of the probes (default: the --protocol's)")
+    probes.add_argument("--z-sample", default=None, choices=["fresh", "fixed"],
+                        help="z sampled: a fresh sample each time an image is used, or one sample per image drawn once"
+                             " (default: the --protocol's, fresh)")
+    probes.add_argument("--probe-batch-size", type=at_least_two, default=None,
+                        help="codes per probe batch, 2 or more: the probe has batch norm (default: the --protocol's)")
     swap = parser.add_argument_group("swap accuracy")
-    swap.add_argument("--swap-pairs", type=positive_int, default=10000, help="random test pairs (i, j) of different classes, decoded as Dec(z_i, s_j)")
-    swap.add_argument("--judge-iterations", type=positive_int, default=1000, help=f"Adam steps (batch {JUDGE_BATCH}, lr {JUDGE_LR}) of the CNN that labels the swapped images")
+    swap.add_argument("--swap-pairs", type=positive_int, default=10000,
+                      help="random test pairs (i, j) of different classes, decoded as Dec(z_i, s_j)")
+    swap.add_argument("--judge-iterations", type=positive_int, default=1000,
+                      help=f"Adam steps (batch {JUDGE_BATCH}, lr {JUDGE_LR}) of the CNN that labels the swapped images")
     swap.add_argument("--skip-swap", action="store_true", help="no swap accuracy (saves training the CNN)")
     pictures = parser.add_argument_group("pictures")
-    pictures.add_argument("--tsne-images", type=at_least_ten, default=2000, help="eval-split images in the t-SNE plot of z, 10 or more")
+    pictures.add_argument("--tsne-images", type=at_least_ten, default=2000,
+                          help="eval-split images in the t-SNE plot of z, 10 or more")
     pictures.add_argument("--skip-tsne", action="store_true", help="no t-SNE plot (the slowest picture)")
     output = parser.add_argument_group("output")
-    output.add_argument("--out", default=None, help="folder for results.json and the pictures (default: the run folder; runs/<name> for a checkpoint file not named checkpoint.pt)")
-    output.add_argument("--images-dir", default=None, help="also copy the pictures here as <dataset>_<zdim>[_no_reparam][_tsne_z|_loss_curves].png (the README's are in images/)")
+    output.add_argument("--out", default=None,
+                        help="folder for results.json and the pictures (default: the run folder; runs/<name> for a "
+                             "checkpoint file not named checkpoint.pt)")
+    output.add_argument("--images-dir", default=None,
+                        help="also copy the pictures here as <dataset>_<zdim>[_no_reparam][_tsne_z|_loss_curves].png "
+                             "(the README's are in images/)")
     system = parser.add_argument_group("device and seed")
-    system.add_argument("--seed", type=int, default=0, help="seeds the probes, the CNN, the pairs, the grid sources and t-SNE")
+    system.add_argument("--seed", type=int, default=0,
+                        help="seeds the probes, the CNN, the pairs, the grid sources and t-SNE")
     system.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
-    system.add_argument("--threads", type=non_negative_int, default=1, help="CPU threads of torch (0 = torch's default): the probes are too small to gain from more threads, and lose a lot when the cores are shared with a training run")
+    system.add_argument("--threads", type=non_negative_int, default=1,
+                        help="CPU threads of torch (0 = torch's default): the probes are too small to gain from more "
+                             "threads, and lose a lot when the cores are shared with a training run")
     system.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     return parser
 

@@ -16,7 +16,8 @@ NETWORKS_ONLY = ("config", "epoch", "step", "encoder", "decoder", "discriminator
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT", help="run folder (its checkpoint.pt) or checkpoint file written by train.py")
+    parser.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT",
+                        help="run folder (its checkpoint.pt) or checkpoint file written by train.py")
     parser.add_argument("destination", help="the .pt file to write (its folder is created)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     return parser

@@ -50,42 +50,66 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="mnist", choices=DATASETS, help="which dataset to train on")
-    data.add_argument("--data-root", default="./data", help="folder holding the dataset (MNIST: DIR/MNIST/raw, downloaded there when missing; sprites: DIR/sprites; linemod: DIR/linemod; folder: DIR/<class>/*.png)")
-    data.add_argument("--split", default="train", choices=["train", "val", "test"], help="split to train on (Sprites' val split is by character as in sprites_splits.mat; MNIST's exists with --val-size)")
-    data.add_argument("--val-size", type=non_negative_int, default=0, help="MNIST: hold out the last N training digits as a val split that training never sees, for choosing recipes and checkpoints (evaluate.py --eval-split val); 0 = train on all, as published")
-    data.add_argument("--cache-dir", default=None, help="where decoded Sprites/LINE-MOD/folder images are cached as uint8 (None: $XDG_CACHE_HOME/dfv or ~/.cache/dfv)")
-    data.add_argument("--linemod-sets", default="real,fine,coarse", help="LINE-MOD image sets in the training set (comma-separated)")
-    data.add_argument("--image-size", type=positive_int, default=64, help="folder dataset: images are resized to this square size")
-    data.add_argument("--test-fraction", type=float, default=0.2, help="folder dataset: share of each class held out as the test split")
+    data.add_argument("--data-root", default="./data",
+                      help="folder holding the dataset (MNIST: DIR/MNIST/raw, downloaded there when missing; sprites: "
+                           "DIR/sprites; linemod: DIR/linemod; folder: DIR/<class>/*.png)")
+    data.add_argument("--split", default="train", choices=["train", "val", "test"],
+                      help="split to train on (Sprites' val split is by character as in sprites_splits.mat; MNIST's "
+                           "exists with --val-size)")
+    data.add_argument("--val-size", type=non_negative_int, default=0,
+                      help="MNIST: hold out the last N training digits as a val split that training never sees, for "
+                           "choosing recipes and checkpoints (evaluate.py --eval-split val); 0 = train on all, as "
+                           "published")
+    data.add_argument("--cache-dir", default=None,
+                      help="where decoded Sprites/LINE-MOD/folder images are cached as uint8 (default: %(default)s: "
+                           "$XDG_CACHE_HOME/dfv or ~/.cache/dfv)")
+    data.add_argument("--linemod-sets", default="real,fine,coarse",
+                      help="LINE-MOD image sets in the training set (comma-separated)")
+    data.add_argument("--image-size", type=positive_int, default=64,
+                      help="folder dataset: images are resized to this square size")
+    data.add_argument("--test-fraction", type=float, default=0.2,
+                      help="folder dataset: share of each class held out as the test split")
     model = parser.add_argument_group("model")
     model.add_argument("--style-dim", type=positive_int, default=16, help="size of the unspecified (style) code z")
     model.add_argument("--class-dim", type=positive_int, default=16, help="size of the specified (class) code s")
-    model.add_argument("--no-reparam", action="store_true", help="train with z = mu and no KL term (the published t-SNE comparison)")
+    model.add_argument("--no-reparam", action="store_true",
+                       help="train with z = mu and no KL term (the published t-SNE comparison)")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--batch-size", type=positive_int, default=64, help="images per batch B")
     optim.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate of all three optimizers")
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
-    optim.add_argument("--kl-weight", type=non_negative_float, default=1.0, help="weight of the KL term (KL is summed and divided by B*C*H*W, as published)")
+    optim.add_argument("--kl-weight", type=non_negative_float, default=1.0,
+                       help="weight of the KL term (KL is summed and divided by B*C*H*W, as published)")
     optim.add_argument("--generator-times", type=positive_int, default=2, help="generator steps per iteration")
     optim.add_argument("--discriminator-times", type=positive_int, default=1, help="discriminator steps per iteration")
-    optim.add_argument("--disc-gate", type=float, default=0.8, help="update the discriminator only while its accuracy is below this, in (0, 1]")
-    optim.add_argument("--shift", type=non_negative_int, default=0, help="translate every training image by a random offset of up to this many pixels (0 = none, as published)")
-    optim.add_argument("--nan-policy", default="stop", choices=["stop", "skip"], help="on a non-finite loss: stop the run, or skip that update and count it")
+    optim.add_argument("--disc-gate", type=float, default=0.8,
+                       help="update the discriminator only while its accuracy is below this, in (0, 1]")
+    optim.add_argument("--shift", type=non_negative_int, default=0,
+                       help="translate every training image by a random offset of up to this many pixels (0 = none, as"
+                            " published)")
+    optim.add_argument("--nan-policy", default="stop", choices=["stop", "skip"],
+                       help="on a non-finite loss: stop the run, or skip that update and count it")
     schedule = parser.add_argument_group("schedule")
     schedule.add_argument("--epochs", type=positive_int, default=50, help="epochs of floor(N / B) iterations each")
-    schedule.add_argument("--max-iterations", type=positive_int, default=None, help="stop after this many iterations in total, saving a checkpoint")
+    schedule.add_argument("--max-iterations", type=positive_int, default=None,
+                          help="stop after this many iterations in total, saving a checkpoint")
     schedule.add_argument("--seed", type=int, default=0, help="seeds initialization, sampling and noise")
     system = parser.add_argument_group("device and speed")
     system.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
     system.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA only)")
     system.add_argument("--compile", action="store_true", help="torch.compile the three networks")
     output = parser.add_argument_group("output")
-    output.add_argument("--out", default=None, help="run folder (None: runs/<dataset>__<seed>__<time>)")
-    output.add_argument("--resume", default=None, metavar="RUN_OR_CHECKPOINT", help="continue the run in this folder (or from this checkpoint file)")
+    output.add_argument("--out", default=None,
+                        help="run folder (default: %(default)s: runs/<dataset>__<seed>__<time>; required under "
+                             "torchrun)")
+    output.add_argument("--resume", default=None, metavar="RUN_OR_CHECKPOINT",
+                        help="continue the run in this folder (or from this checkpoint file)")
     output.add_argument("--overwrite", action="store_true", help="replace a run that already exists in --out")
-    output.add_argument("--save-every", type=positive_int, default=5, help="save a checkpoint every this many epochs (and at the end)")
-    output.add_argument("--log-every", type=positive_int, default=50, help="write log.csv, TensorBoard and the progress bar every this many iterations")
+    output.add_argument("--save-every", type=positive_int, default=5,
+                        help="save a checkpoint every this many epochs (and at the end)")
+    output.add_argument("--log-every", type=positive_int, default=50,
+                        help="write log.csv, TensorBoard and the progress bar every this many iterations")
     output.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     return parser
 
@@ -435,7 +459,8 @@ def default_run_folder(args):
 def prepare_run_folder(args):
     """Create --out; refuse to mix with an existing run unless --resume or --overwrite."""
     run_files = ["config.json", "checkpoint.pt", "log.csv"]
-    existing = [f for f in os.listdir(args.out) if f in run_files or f.startswith("events.")] if os.path.isdir(args.out) else []
+    existing = ([f for f in os.listdir(args.out) if f in run_files or f.startswith("events.")]
+                if os.path.isdir(args.out) else [])
     if existing and not args.resume:
         if not args.overwrite:
             raise CLIError(f"{args.out} already holds a run ({', '.join(sorted(existing))}); "
@@ -669,7 +694,8 @@ def main(argv=None):
                 save(epoch + 1 if finished_epoch else epoch)
     finally:
         log.close()
-    report(f"done: {step} iterations; run folder {args.out} (checkpoint.pt, log.csv, swap_grid.png, TensorBoard events)")
+    report(f"done: {step} iterations; run folder {args.out} (checkpoint.pt, log.csv, swap_grid.png, "
+           f"TensorBoard events)")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def published_networks():
 
 def published_decode(decoder, style, class_code):
     """The published decoder's forward, in training mode (per-image statistics, as ours)."""
-    h = torch.cat([F.leaky_relu(decoder.style_input(style), 0.2), F.leaky_relu(decoder.class_input(class_code), 0.2)], 1)
+    h = torch.cat([F.leaky_relu(decoder.style_input(style), 0.2),
+                   F.leaky_relu(decoder.class_input(class_code), 0.2)], 1)
     return decoder.deconv_model.train()(h.view(-1, 128, 2, 2))
 
 

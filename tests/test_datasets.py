@@ -79,7 +79,8 @@ def test_sprites_frames_upright_rgb_and_labelled(sprites_root, tmp_path, capsys)
     assert data.class_names == ["character 1", "character 2"]
     assert data.images.shape == (2 * 4 * sum(SPRITE_FRAMES), 3, 64, 64) and data.images.dtype == torch.uint8
     frame = data.images[0]
-    assert frame[:, :2].sum() == frame[:, -2:].sum() == frame[:, :, :2].sum() == frame[:, :, -2:].sum() == 0  # black padding
+    # black padding
+    assert frame[:, :2].sum() == frame[:, -2:].sum() == frame[:, :, :2].sum() == frame[:, :, -2:].sum() == 0
     # 60x60 pattern at offset 2: red top-left bar, green bottom-left, blue top-right, nothing else there
     assert (frame[:, 2:12, 2:32] == torch.tensor([255, 0, 0]).view(3, 1, 1)).all()
     assert (frame[:, 52:62, 2:12] == torch.tensor([0, 255, 0]).view(3, 1, 1)).all()
@@ -141,7 +142,8 @@ def linemod_root(tmp_path_factory):
                 image[0, 0] = object_id, set_id, number
                 Image.fromarray(image).save(folder / f"{set_name}{number}.png")
                 if number < count:
-                    lines += [f"# {set_name}{number}.png", " ".join(f"{v:.18e}" for v in linemod_pose(object_id, set_id, number))]
+                    pose = linemod_pose(object_id, set_id, number)
+                    lines += [f"# {set_name}{number}.png", " ".join(f"{v:.18e}" for v in pose)]
             (folder / "poses.txt").write_text("\n".join(lines) + "\n\n")
     (root / "linemod" / "real" / "training_split.txt").write_text(", ".join(map(str, TRAINING_SPLIT)) + "\r\n")
     return root
@@ -216,7 +218,8 @@ def test_folder_grayscale_kept_as_one_channel(tmp_path):
     data = load_dataset(data_args("folder", root, tmp_path / "cache", "--image-size", 8), "train")
     assert data.image_shape == (1, 8, 8) and set(data.images[:, 0, 0, 0].tolist()) <= {30, 40, 50, 200, 210, 220}
     write_images(root / "light", [(0, 90, 0)], suffix=".jpg")  # one colour image: every image gets 3 channels
-    assert load_dataset(data_args("folder", root, tmp_path / "cache", "--image-size", 8), "train").image_shape == (3, 8, 8)
+    resized = load_dataset(data_args("folder", root, tmp_path / "cache", "--image-size", 8), "train")
+    assert resized.image_shape == (3, 8, 8)
 
 
 def test_split_per_class():
@@ -234,7 +237,8 @@ def test_split_per_class():
 
 def test_cache_hit_then_rebuilt_on_changed_source_or_option(folder_root, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the default --cache-dir lives under it
-    args = train.build_parser().parse_args(["--dataset", "folder", "--data-root", str(folder_root), "--image-size", "16"])
+    args = train.build_parser().parse_args(["--dataset", "folder", "--data-root", str(folder_root),
+                                            "--image-size", "16"])
     first = load_dataset(args, "train")
     assert "decoding 8 files" in capsys.readouterr().out
     cache_files = os.listdir(tmp_path / "xdg" / "dfv")
@@ -253,7 +257,8 @@ def test_cache_hit_then_rebuilt_on_changed_source_or_option(folder_root, tmp_pat
     assert "decoding 8 files" in capsys.readouterr().out
     dog_images = torch.cat([changed.images, load_dataset(args, "test").images])[:, 1].float().mean((1, 2))
     assert (dog_images > 150).sum() == 1  # the green dog is seen
-    assert len(os.listdir(tmp_path / "xdg" / "dfv")) == 3 and not any(".tmp" in n for n in os.listdir(tmp_path / "xdg" / "dfv"))
+    cache = os.listdir(tmp_path / "xdg" / "dfv")
+    assert len(cache) == 3 and not any(".tmp" in name for name in cache)
 
 
 def test_bad_folders_and_images_are_one_line_errors(folder_root, tmp_path):

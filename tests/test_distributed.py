@@ -80,16 +80,18 @@ from test_distributed import one_iteration, run_steps, gate_decisions
 from utils import join_process_group, rank_and_world
 join_process_group("cpu")
 rank, world = rank_and_world()
-torch.save({{"steps": run_steps(train.local_part(one_iteration(), rank, world)),
-            "gates": gate_decisions(train.local_part(one_iteration({gate_seed}), rank, world))}}, {out!r} + f"/rank{{rank}}.pt")
+results = {{"steps": run_steps(train.local_part(one_iteration(), rank, world)),
+           "gates": gate_decisions(train.local_part(one_iteration({gate_seed}), rank, world))}}
+torch.save(results, {out!r} + f"/rank{{rank}}.pt")
 """
 
 
 def one_iteration(seed=1):
     """A fixed global iteration of batch 4 (test_objective's tiny tensors)."""
-    return train.Iteration(torch.zeros(1), train.AutoencoderBatch(images(seed), images(seed + 1), normal(seed + 2)),
-                           [train.GeneratorBatch(images(seed + 3), images(seed + 4), normal(seed + 5), normal(seed + 6))],
-                           [train.DiscriminatorBatch(images(seed + 7), images(seed + 8), images(seed + 9))])
+    x = [images(seed + k) for k in range(7)]
+    return train.Iteration(torch.zeros(1), train.AutoencoderBatch(x[0], x[1], normal(seed)),
+                           [train.GeneratorBatch(x[2], x[3], normal(seed + 1), normal(seed + 2))],
+                           [train.DiscriminatorBatch(x[4], x[5], x[6])])
 
 
 def seed_where_halves_disagree():
@@ -198,7 +200,8 @@ def test_a_killed_worker_is_restarted_and_continues_from_the_checkpoint(two_proc
 def test_a_batch_that_does_not_split_is_refused_before_any_work(mnist_root, tmp_path):
     result = torchrun("train.py", "--data-root", mnist_root, "--out", tmp_path / "run", "--batch-size", 15)
     assert result.returncode != 0
-    errors = {line for line in (result.stdout + result.stderr).splitlines() if "error:" in line and "--batch-size" in line}
+    output = (result.stdout + result.stderr).splitlines()
+    errors = {line for line in output if "error:" in line and "--batch-size" in line}
     assert errors == {"train.py: error: --batch-size 15 does not split into the 2 processes torchrun started: "
                       "pass a multiple of 2 (--batch-size is the global batch)"}
     assert not (tmp_path / "run").exists()

@@ -207,7 +207,8 @@ def test_evaluate_writes_results_and_pictures(tiny_run, mnist_root, tmp_path):
     assert results["eval_split"] == "test" and results["protocol"]["overridden"] == ["probe_iterations"]
 
     for path in [tiny_run / "mnist_16.png", tiny_run / "tsne_z.png", tiny_run / "loss_curves.png",
-                 images_dir / "mnist_16.png", images_dir / "mnist_16_tsne_z.png", images_dir / "mnist_16_loss_curves.png"]:
+                 images_dir / "mnist_16.png", images_dir / "mnist_16_tsne_z.png",
+                 images_dir / "mnist_16_loss_curves.png"]:
         assert path.stat().st_size > 0, path
     assert Image.open(tiny_run / "mnist_16.png").size == (11 * 30 - 2, 11 * 30 - 2)  # 10 x 10 cells and the sources
     assert "| Dataset | z dim | s dim | z train acc | z test acc | s train acc | s test acc |" in result.stdout
@@ -266,9 +267,9 @@ def test_evaluate_a_networks_only_checkpoint_without_log(tiny_run, mnist_root, t
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_DATA, reason="set DFV_DATA to the shared data folder")
 def test_shipped_mnist_checkpoint_beats_the_published_implementation(tmp_path):
-    # The README's claims for the shipped model, under its reference probe protocol: z below the
-    # published implementation's 75.8% on this subset, z mean below 90%, s at the 97%, and
-    # a swap accuracy above our published-flags model's 72.8%.
+    # The shipped model's claims on the 10,000-digit subset (EXPERIMENTS.md), under the reference probe
+    # protocol there: z below the published implementation's 75.8% on this subset, z mean below 90%,
+    # s at 97%, and a swap accuracy above our published-flags model's 72.8%.
     run_script("evaluate.py", "--checkpoint", os.path.join(ROOT, "checkpoints", "mnist_z16_s16.pt"),
                "--data-root", REAL_DATA, "--out", tmp_path, "--images-dir", "", "--skip-tsne", "--device", "cpu",
                "--probe-iterations", 3125, "--probe-batch-size", 64, "--probe-lr", 1e-3, "--z-sample", "fixed")

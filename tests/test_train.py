@@ -101,16 +101,18 @@ def test_draw_iteration_names_each_batch_by_its_role(mnist_root):
 
 
 def test_iteration_logs_means_over_steps_and_counts_skips_apart_from_the_gate(monkeypatch):
-    discriminator_logs = iter([{"discriminator": 1.0, "disc_accuracy": 0.5, "disc_stepped": 1.0, "skipped_updates": 0.0},
-                               {"discriminator": 3.0, "disc_accuracy": 0.9, "disc_stepped": 0.0, "skipped_updates": 0.0},
-                               {"discriminator": 5.0, "disc_accuracy": 0.7, "disc_stepped": 0.0, "skipped_updates": 1.0}])
+    def discriminator(loss, accuracy, stepped, skipped):
+        return {"discriminator": loss, "disc_accuracy": accuracy, "disc_stepped": stepped, "skipped_updates": skipped}
+    discriminator_logs = iter([discriminator(1.0, 0.5, 1.0, 0.0), discriminator(3.0, 0.9, 0.0, 0.0),
+                               discriminator(5.0, 0.7, 0.0, 1.0)])  # stepped, gate closed, non-finite
     generator_logs = iter([{"generator": 2.0, "skipped_updates": 1.0}, {"generator": 4.0, "skipped_updates": 0.0}])
-    monkeypatch.setattr(train, "autoencoder_step", lambda *_: {"reconstruction": 0.25, "kl": 0.5, "skipped_updates": 0.0})
+    monkeypatch.setattr(train, "autoencoder_step",
+                        lambda *_: {"reconstruction": 0.25, "kl": 0.5, "skipped_updates": 0.0})
     monkeypatch.setattr(train, "generator_step", lambda *_: next(generator_logs))
     monkeypatch.setattr(train, "discriminator_step", lambda *_: next(discriminator_logs))
     iteration = train.Iteration(torch.zeros(1), None, [None, None], [None, None, None])
-    row = dict(zip(train.LOG_COLUMNS, train.train_iteration(None, {"autoencoder": None, "generator": None,
-                                                                     "discriminator": None}, iteration, None).tolist()))
+    optimizers = dict.fromkeys(["autoencoder", "generator", "discriminator"])
+    row = dict(zip(train.LOG_COLUMNS, train.train_iteration(None, optimizers, iteration, None).tolist()))
     assert row == pytest.approx({"reconstruction": 0.25, "kl": 0.5, "generator": 3.0, "discriminator": 3.0,
                                  "disc_accuracy": 0.7, "disc_stepped": 1 / 3, "skipped_updates": 2.0})
 
