@@ -683,8 +683,9 @@ def main(argv=None):
             epoch_sum, step = train_epoch(epoch, iterations, step, data, training, log, stop, args)
             if stop:
                 save(epoch)
+                launcher = "torchrun ... train.py" if dist.is_initialized() else "python train.py"
                 report(f"\n{stop[0]}: saved step {step} to {args.out}/checkpoint.pt; "
-                       f"resume with: python train.py --resume {args.out}")
+                       f"resume with: {launcher} --resume {args.out}")
                 return
             if writer:
                 end_epoch(epoch, epoch_sum, step - epoch_first_step, time.time() - epoch_start, step, training,

@@ -10,6 +10,9 @@ import torch.nn.functional as F
 
 import convert_published
 import evaluate
+import train
+from conftest import REAL_DATA
+from data_loader import load_dataset, to_float
 from utils import CLIError, load_checkpoint
 
 
@@ -78,3 +81,20 @@ def test_converted_networks_compute_what_the_published_ones_do(published_dir, tm
 def test_a_folder_without_the_published_files_is_a_one_line_error(tmp_path):
     with pytest.raises(CLIError, match="cannot read .*encoder.*pass the folder holding the published"):
         convert_published.main([str(tmp_path), str(tmp_path / "x.pt")])
+
+
+PUBLISHED = os.environ.get("DFV_PUBLISHED")  # the published checkpoints/ folder; CI sets it when it has one
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (PUBLISHED and REAL_DATA), reason="set DFV_PUBLISHED and DFV_DATA")
+def test_the_real_published_checkpoint_converts_and_reconstructs_digits(tmp_path):
+    destination = tmp_path / "published.pt"
+    convert_published.main([PUBLISHED, str(destination)])
+    encoder, decoder = evaluate.load_networks(load_checkpoint(str(destination)), "cpu")
+    args = train.build_parser().parse_args(["--data-root", REAL_DATA])
+    digits = to_float(load_dataset(args, "test").images[:500])
+    with torch.no_grad():
+        mu, _, class_code = encoder(digits)
+        error = F.mse_loss(decoder(mu, class_code), digits).item()
+    assert error < 0.03  # 0.015 measured; a mis-mapped layer gives blobs far above

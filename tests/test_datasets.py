@@ -367,3 +367,15 @@ def test_mnist_val_split_is_the_last_training_digits(mnist_root, tmp_path):
         load_dataset(data_args("mnist", mnist_root, tmp_path), "val")
     with pytest.raises(CLIError, match="--val-size 200 leaves no training digits"):
         load_dataset(data_args("mnist", mnist_root, tmp_path, "--val-size", 200), "train")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_DATA, reason="set DFV_DATA to the shared data folder")
+def test_real_full_mnist_val_split(tmp_path):
+    args = data_args("mnist", os.path.join(REAL_DATA, "mnist-full"), tmp_path, "--val-size", 5000)
+    sizes = {split: len(load_dataset(args, split).labels) for split in ("train", "val", "test")}
+    assert sizes == {"train": 55000, "val": 5000, "test": 10000}
+    subset = load_dataset(data_args("mnist", REAL_DATA, tmp_path), "train")  # the first 10,000 digits
+    first = load_dataset(data_args("mnist", os.path.join(REAL_DATA, "mnist-full"), tmp_path, "--val-size", 50000),
+                         "train")
+    assert torch.equal(first.images, subset.images)  # --val-size 50000 trains on the subset
