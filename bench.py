@@ -28,9 +28,9 @@ SYNTHETIC = {"mnist": ((1, 28, 28), 10, 60000), "sprites": ((3, 64, 64), 500, 60
 
 def synthetic_dataset(name, seed):
     shape, num_classes, size = SYNTHETIC[name]
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (size, *shape), dtype=torch.uint8, generator=generator)
-    return Dataset(images, torch.randint(0, num_classes, (size,), generator=generator),
+    rng = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (size, *shape), dtype=torch.uint8, generator=rng)
+    return Dataset(images, torch.randint(0, num_classes, (size,), generator=rng),
                    [str(c) for c in range(num_classes)])
 
 

@@ -82,8 +82,8 @@ def split_per_class(labels, fraction, seed=0):
     test split, and lets evaluation hold out images of the training classes (say 20% of
     every Sprites character of the train split). `labels` must be on the CPU.
     """
-    generator = torch.Generator().manual_seed(seed)
-    shuffled = torch.randperm(len(labels), generator=generator)
+    rng = torch.Generator().manual_seed(seed)
+    shuffled = torch.randperm(len(labels), generator=rng)
     order = shuffled[torch.argsort(labels[shuffled], stable=True)]  # class blocks, shuffled inside
     count = torch.bincount(labels)
     start = torch.cumsum(count, 0) - count
@@ -422,14 +422,14 @@ def to_float(images):
     return images.float().div_(255)
 
 
-def random_shift(images, max_shift, generator):
+def random_shift(images, max_shift, rng):
     """Translate each (C, H, W) image by its own random offset of up to max_shift pixels.
 
     Edges are replicated, so a shift never paints a border the dataset does not have.
     """
     n, _, height, width = images.shape
     padded = torch.nn.functional.pad(images, [max_shift] * 4, mode="replicate")
-    dy, dx = torch.randint(2 * max_shift + 1, (2, n, 1, 1), generator=generator, device=generator.device)
+    dy, dx = torch.randint(2 * max_shift + 1, (2, n, 1, 1), generator=rng, device=rng.device)
     rows = dy + torch.arange(height, device=images.device).view(1, height, 1)
     cols = dx + torch.arange(width, device=images.device).view(1, 1, width)
     batch = torch.arange(n, device=images.device).view(n, 1, 1)
@@ -439,13 +439,13 @@ def random_shift(images, max_shift, generator):
 # ---------------------------------------------------------------------------------------------
 # Sampling: an endless stream of reshuffled passes, and same-class partners.
 
-def new_stream(size, generator):
+def new_stream(size, rng):
     """State of an endless sequence of random permutations of range(size)."""
-    return {"size": size, "order": torch.randperm(size, generator=generator, device=generator.device),
+    return {"size": size, "order": torch.randperm(size, generator=rng, device=rng.device),
             "position": 0}
 
 
-def draw_indices(stream, count, generator):
+def draw_indices(stream, count, rng):
     """The next `count` indices; a new pass is reshuffled when the current one runs out.
 
     The tail of a pass is kept and continued by the next permutation, so every image
@@ -453,7 +453,7 @@ def draw_indices(stream, count, generator):
     """
     order, position = stream["order"], stream["position"]
     while len(order) - position < count:
-        fresh = torch.randperm(stream["size"], generator=generator, device=generator.device)
+        fresh = torch.randperm(stream["size"], generator=rng, device=rng.device)
         order, position = torch.cat([order[position:], fresh]), 0
     stream["order"], stream["position"] = order, position + count
     return order[position:position + count]
@@ -469,21 +469,21 @@ def class_index(labels, num_classes):
     return {"order": order, "start": start, "count": count, "rank": rank}
 
 
-def draw_partners(anchors, labels, index, generator):
+def draw_partners(anchors, labels, index, rng):
     """For each anchor, a uniformly drawn *other* image of the same class (itself if alone)."""
     label = labels[anchors]
     count = index["count"][label]
-    uniform = torch.rand(len(anchors), generator=generator, device=generator.device)
+    uniform = torch.rand(len(anchors), generator=rng, device=rng.device)
     offset = 1 + (uniform * (count - 1)).long()  # in 1 .. count-1: never the anchor itself
     return index["order"][index["start"][label] + (index["rank"][anchors] + offset) % count]
 
 
-def one_of_each(values, wanted, generator):
+def one_of_each(values, wanted, rng):
     """For each v in `wanted`, a random index i with values[i] == v: the sources of a swap grid."""
     choices = []
     for value in wanted:  # a handful of grid rows, once per run: no need to vectorize
         members = torch.nonzero(values == value)[:, 0]
-        choices.append(members[torch.randint(len(members), (1,), generator=generator)])
+        choices.append(members[torch.randint(len(members), (1,), generator=rng)])
     return torch.cat(choices)
 
 
@@ -496,10 +496,10 @@ def grid_sources(data, dataset, seed, views=None):
     Columns: a random image of each of the first classes (MNIST 10 digits, Sprites 8 characters,
     LINE-MOD every object). Rows: the same images, or, given int view labels, one image per view.
     """
-    generator = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     labels = data.labels.cpu()
-    columns = one_of_each(labels, torch.unique(labels)[:GRID_CLASSES.get(dataset, 10)], generator)
+    columns = one_of_each(labels, torch.unique(labels)[:GRID_CLASSES.get(dataset, 10)], rng)
     if views is None:
         return columns, columns
     views = views.cpu()
-    return one_of_each(views, torch.unique(views), generator), columns
+    return one_of_each(views, torch.unique(views), rng), columns

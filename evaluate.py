@@ -265,11 +265,11 @@ def fit(model, inputs, labels, iterations, lr, batch_size, seed, desc):
     Batches come from endless reshuffled passes over the items, as in training.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator(labels.device).manual_seed(seed)
-    stream = new_stream(len(labels), generator)
+    rng = torch.Generator(labels.device).manual_seed(seed)
+    stream = new_stream(len(labels), rng)
     model.train()
     for _ in tqdm(range(iterations), desc=desc, leave=False, disable=None, mininterval=1):
-        batch = draw_indices(stream, batch_size, generator)
+        batch = draw_indices(stream, batch_size, rng)
         loss = F.cross_entropy(model(inputs(batch)), labels[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -348,13 +348,13 @@ def different_class_pairs(labels, count, seed):
     """`count` random pairs (i, j) with labels[i] != labels[j], drawn uniformly among such pairs."""
     if len(torch.unique(labels)) < 2:
         raise CLIError("swap accuracy needs test images of at least two classes (or pass --skip-swap)")
-    generator = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     cpu_labels = labels.cpu()
-    first = torch.randint(len(labels), (count,), generator=generator)
-    second = torch.randint(len(labels), (count,), generator=generator)
+    first = torch.randint(len(labels), (count,), generator=rng)
+    second = torch.randint(len(labels), (count,), generator=rng)
     same = cpu_labels[first] == cpu_labels[second]
     while same.any():  # redraw the partners of same-class pairs only
-        second[same] = torch.randint(len(labels), (int(same.sum()),), generator=generator)
+        second[same] = torch.randint(len(labels), (int(same.sum()),), generator=rng)
         same = cpu_labels[first] == cpu_labels[second]
     return first.to(labels.device), second.to(labels.device)
 

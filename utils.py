@@ -79,7 +79,12 @@ def join_process_group(device):
         local_rank = int(os.environ["LOCAL_RANK"])
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    # torchrun's store outlives a restart after a failure: a prefix per attempt keeps the new
+    # processes from reading the addresses of the dead ones
+    store, rank, world_size = next(dist.rendezvous("env://"))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", rank=rank, world_size=world_size,
+                            store=dist.PrefixStore(f"attempt_{attempt}/", store))
     return device
 
 
@@ -133,7 +138,7 @@ def seed_everything(seed):
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def rng_state(sampler_generator):
+def rng_state(sampler):
     # Plain types and tensors only, so checkpoints load with weights_only=True.
     numpy_state = np.random.get_state()
     return {
@@ -142,11 +147,11 @@ def rng_state(sampler_generator):
                   "position": numpy_state[2], "has_gauss": numpy_state[3], "gauss": numpy_state[4]},
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "sampler": sampler_generator.get_state(),
+        "sampler": sampler.get_state(),
     }
 
 
-def set_rng_state(state, sampler_generator):
+def set_rng_state(state, sampler):
     random.setstate(to_tuples(state["python"]))
     numpy = state["numpy"]
     np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["position"],
@@ -154,7 +159,7 @@ def set_rng_state(state, sampler_generator):
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    sampler_generator.set_state(state["sampler"])
+    sampler.set_state(state["sampler"])
 
 
 def to_tuples(value):
