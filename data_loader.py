@@ -48,7 +48,8 @@ class Dataset:
 
 
 def load_dataset(args, split):
-    """Load a split of args.dataset into CPU tensors: 'train' or 'test', and 'val' for Sprites.
+    """Load a split of args.dataset into CPU tensors: 'train' or 'test'; 'val' for Sprites and for
+    MNIST with --val-size.
 
     `args` is train.py's namespace (or any object with its data flags: dataset, data_root, val_size,
     cache_dir, linemod_sets, image_size, test_fraction).

@@ -101,7 +101,7 @@ def build_parser():
                         help="codes per probe batch, 2 or more: the probe has batch norm (default: the --protocol's)")
     swap = parser.add_argument_group("swap accuracy")
     swap.add_argument("--swap-pairs", type=positive_int, default=10000,
-                      help="random test pairs (i, j) of different classes, decoded as Dec(z_i, s_j)")
+                      help="random eval-split pairs (i, j) of different classes, decoded as Dec(z_i, s_j)")
     swap.add_argument("--judge-iterations", type=positive_int, default=1000,
                       help=f"Adam steps (batch {JUDGE_BATCH}, lr {JUDGE_LR}) of the CNN that labels the swapped images")
     swap.add_argument("--skip-swap", action="store_true", help="no swap accuracy (saves training the CNN)")

@@ -65,9 +65,6 @@ class Encoder(nn.Module):
         return self.style_mu(h), self.style_logvar(h), self.class_code(h)
 
 
-DECODER_GEOMETRIES = ("retrace", "published")
-
-
 class Decoder(nn.Module):
     """(z, s) -> image in [0, 1]; layers, kernels and channels are the published ones.
 
