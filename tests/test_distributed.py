@@ -2,6 +2,7 @@
 resume and restart, and a clear error for a batch that does not split."""
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import train
 from conftest import ROOT, run_script
 from networks import build_models
 from test_objective import CLASS, STYLE, GradientRecorder, images, normal, step_args
-from utils import load_checkpoint
+from utils import load_checkpoint, seed_everything
 
 pytestmark = pytest.mark.slow
 
@@ -51,24 +52,38 @@ def two_process_run(mnist_root, tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="module")
+def three_iterations(mnist_root, tmp_path_factory):
+    """The same run's first 3 iterations on 2 processes (stopped there, to be resumed) and on 1."""
+    folder = tmp_path_factory.mktemp("three")
+    common = ["--data-root", mnist_root, "--epochs", 4, *FLAGS, "--max-iterations", 3]
+    result = torchrun("train.py", "--out", folder / "two", *common)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_script("train.py", "--out", folder / "one", *common)
+    return folder
+
+
 # ---------------------------------------------------------------------------------------------
 # The same math as one process.
 
-def test_two_processes_train_as_one(mnist_root, tmp_path):
+def test_two_processes_train_as_one(three_iterations):
     # Three iterations, so that float rounding (per-process means, then their mean) has not yet been
     # amplified by Adam, whose first steps are lr * sign(gradient) for every weight.
-    run_script("train.py", "--data-root", mnist_root, "--out", tmp_path / "one", "--max-iterations", 3, *FLAGS)
-    result = torchrun("train.py", "--data-root", mnist_root, "--out", tmp_path / "two", "--max-iterations", 3, *FLAGS)
-    assert result.returncode == 0, result.stdout + result.stderr
-    one, two = log_rows(tmp_path / "one"), log_rows(tmp_path / "two")
+    one, two = log_rows(three_iterations / "one"), log_rows(three_iterations / "two")
     torch.testing.assert_close(torch.tensor(two), torch.tensor(one), rtol=2e-3, atol=1e-6)
-    config = (tmp_path / "two" / "config.json").read_text()
-    assert '"processes": 2' in config
-    # 9 Adam updates moved each weight by at most about 9 * lr = 9e-4; the two runs agree far closer,
-    # except where a gradient is at rounding level (conv biases under instance norm), which Adam's
-    # sign-like first steps move by lr either way.
-    for name, value in weights(tmp_path / "one").items():
-        torch.testing.assert_close(weights(tmp_path / "two")[name], value, rtol=0, atol=2e-3)
+    assert '"processes": 2' in (three_iterations / "two" / "config.json").read_text()
+    # Weights: Adam's first steps are about lr * sign(gradient) for every weight, so a weight whose
+    # gradient is at rounding level (the conv biases under instance norm) moves by lr either way.
+    # Compared is therefore the update of each network from its (seeded) initial weights: the two
+    # runs' updates differ by 2-3% of the update's norm here, by 64-80% without the gradient average.
+    seed_everything(0)
+    initial = dict(zip(["encoder", "decoder", "discriminator"], build_models((1, 28, 28), 16, 16)))
+    one, two = weights(three_iterations / "one"), weights(three_iterations / "two")
+    for net, model in initial.items():
+        start = {f"{net}.{k}": v for k, v in model.state_dict().items()}
+        update_one = torch.cat([(one[k] - v).flatten() for k, v in start.items()])
+        update_two = torch.cat([(two[k] - v).flatten() for k, v in start.items()])
+        assert (update_two - update_one).norm() <= 0.1 * update_one.norm(), net
 
 
 WORKER = """
@@ -168,9 +183,8 @@ def test_gradients_and_gate_are_those_of_the_global_batch(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Resume and restart.
 
-def test_resume_under_two_processes_is_exact(two_process_run, mnist_root, tmp_path):
-    common = ["train.py", "--data-root", mnist_root, "--out", tmp_path, "--epochs", 4, *FLAGS]
-    assert torchrun(*common, "--max-iterations", 18).returncode == 0  # stops mid-epoch
+def test_resume_under_two_processes_is_exact(two_process_run, three_iterations, tmp_path):
+    shutil.copytree(three_iterations / "two", tmp_path, dirs_exist_ok=True)  # stopped mid-epoch, at step 3
     result = torchrun("train.py", "--resume", tmp_path, "--out", tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     straight, resumed = weights(two_process_run), weights(tmp_path)
@@ -197,11 +211,14 @@ def test_a_killed_worker_is_restarted_and_continues_from_the_checkpoint(two_proc
     assert log_rows(two_process_run) == log_rows(tmp_path)
 
 
-def test_a_batch_that_does_not_split_is_refused_before_any_work(mnist_root, tmp_path):
-    result = torchrun("train.py", "--data-root", mnist_root, "--out", tmp_path / "run", "--batch-size", 15)
-    assert result.returncode != 0
-    output = (result.stdout + result.stderr).splitlines()
-    errors = {line for line in output if "error:" in line and "--batch-size" in line}
-    assert errors == {"train.py: error: --batch-size 15 does not split into the 2 processes torchrun started: "
-                      "pass a multiple of 2 (--batch-size is the global batch)"}
-    assert not (tmp_path / "run").exists()
+@pytest.mark.parametrize("processes, batch", [(2, 15), (4, 66)])
+def test_a_batch_that_does_not_split_is_refused_before_any_work(monkeypatch, capsys, processes, batch):
+    # what torchrun sets in each process it starts; the flags are checked before anything else runs
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")
+    monkeypatch.setenv("WORLD_SIZE", str(processes))
+    with pytest.raises(SystemExit) as exit_:
+        train.parse_args(["--batch-size", str(batch), "--out", "unused"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"error: --batch-size {batch} does not split into the {processes} processes torchrun started: "
+        f"pass a multiple of {processes} (--batch-size is the global batch)")
