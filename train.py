@@ -61,7 +61,7 @@ def build_parser():
                            "choosing recipes and checkpoints (evaluate.py --eval-split val); 0 = train on all, as "
                            "published")
     data.add_argument("--cache-dir", default=None,
-                      help="where decoded Sprites/LINE-MOD/folder images are cached as uint8 (default: %(default)s: "
+                      help="where decoded Sprites/LINE-MOD/folder images are cached as uint8 (default: "
                            "$XDG_CACHE_HOME/dfv or ~/.cache/dfv)")
     data.add_argument("--linemod-sets", default="real,fine,coarse",
                       help="LINE-MOD image sets in the training set (comma-separated)")
@@ -101,8 +101,7 @@ def build_parser():
     system.add_argument("--compile", action="store_true", help="torch.compile the three networks")
     output = parser.add_argument_group("output")
     output.add_argument("--out", default=None,
-                        help="run folder (default: %(default)s: runs/<dataset>__<seed>__<time>; required under "
-                             "torchrun)")
+                        help="run folder (default: runs/<dataset>__<seed>__<time>; required under torchrun)")
     output.add_argument("--resume", default=None, metavar="RUN_OR_CHECKPOINT",
                         help="continue the run in this folder (or from this checkpoint file)")
     output.add_argument("--overwrite", action="store_true", help="replace a run that already exists in --out")

@@ -12,7 +12,11 @@ import torch.distributed as dist
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """--help shows the script's docstring as written and every flag's default."""
+    """--help shows the script's docstring as written and every flag's default; a flag whose default
+    is None (worked out at run time) says in its own help what it stands for."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 class CLIError(Exception):

@@ -1,6 +1,7 @@
 """Failures a long run meets: kills, signals, bad checkpoints, bad flags, NaNs, full disks."""
 import csv
 import errno
+import importlib
 import os
 import signal
 import subprocess
@@ -200,6 +201,15 @@ def test_bad_flags_fail_before_work(argv, fragment, capsys):
         train.parse_args(argv)
     assert exit_.value.code == 2
     assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["train", "evaluate", "convert_published", "export_checkpoint"])
+def test_help_states_each_default_once_and_never_none(script):
+    help_text = " ".join(importlib.import_module(script).build_parser().format_help().split())
+    assert "None" not in help_text
+    if script == "train":
+        assert "--epochs EPOCHS epochs of floor(N / B) iterations each (default: 50)" in help_text
+        assert help_text.count("default: runs/<dataset>__<seed>__<time>") == 1  # --out, computed at run time
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
