@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import train
-from conftest import ROOT, run_script
+from conftest import ROOT
 from networks import build_models
 from test_objective import CLASS, STYLE, GradientRecorder, images, normal, step_args
 from utils import load_checkpoint, seed_everything
@@ -45,9 +45,9 @@ def weights(run):
 
 @pytest.fixture(scope="module")
 def two_process_run(mnist_root, tmp_path_factory):
-    """An uninterrupted 2-process run of 4 epochs (48 iterations): the reference for resume and restart."""
+    """An uninterrupted 2-process run of 2 epochs (24 iterations): the reference for resume and restart."""
     run = tmp_path_factory.mktemp("distributed") / "straight"
-    result = torchrun("train.py", "--data-root", mnist_root, "--out", run, "--epochs", 4, *FLAGS)
+    result = torchrun("train.py", "--data-root", mnist_root, "--out", run, "--epochs", 2, *FLAGS)
     assert result.returncode == 0, result.stdout + result.stderr
     return run
 
@@ -56,10 +56,10 @@ def two_process_run(mnist_root, tmp_path_factory):
 def three_iterations(mnist_root, tmp_path_factory):
     """The same run's first 3 iterations on 2 processes (stopped there, to be resumed) and on 1."""
     folder = tmp_path_factory.mktemp("three")
-    common = ["--data-root", mnist_root, "--epochs", 4, *FLAGS, "--max-iterations", 3]
+    common = ["--data-root", mnist_root, "--epochs", 2, *FLAGS, "--max-iterations", 3]
     result = torchrun("train.py", "--out", folder / "two", *common)
     assert result.returncode == 0, result.stdout + result.stderr
-    run_script("train.py", "--out", folder / "one", *common)
+    train.main([str(flag) for flag in ["--out", folder / "one", *common]])
     return folder
 
 
@@ -193,7 +193,7 @@ def test_resume_under_two_processes_is_exact(two_process_run, three_iterations, 
 
 
 def test_a_killed_worker_is_restarted_and_continues_from_the_checkpoint(two_process_run, mnist_root, tmp_path):
-    job = torchrun("train.py", "--data-root", mnist_root, "--out", tmp_path, "--epochs", 4, *FLAGS,
+    job = torchrun("train.py", "--data-root", mnist_root, "--out", tmp_path, "--epochs", 2, *FLAGS,
                    restarts=1, wait=False)
     checkpoint = tmp_path / "checkpoint.pt"
     deadline = time.time() + 120
@@ -201,7 +201,7 @@ def test_a_killed_worker_is_restarted_and_continues_from_the_checkpoint(two_proc
         time.sleep(0.02)
     assert checkpoint.exists(), "no checkpoint was written"
     workers = subprocess.run(["pgrep", "-P", str(job.pid)], capture_output=True, text=True).stdout.split()
-    assert len(workers) == 2 and load_checkpoint(str(tmp_path))["step"] < 48
+    assert len(workers) == 2 and load_checkpoint(str(tmp_path))["step"] < 24
     os.kill(int(workers[-1]), signal.SIGKILL)
     output, _ = job.communicate(timeout=300)
     assert job.returncode == 0, output
