@@ -21,7 +21,9 @@ override its paths. The protocol (every setting also goes into results.json):
   8 k-means view clusters): the same three probes predict the style; z should, s should not;
 - swap accuracy: a small CNN trained on the probes' train images labels Dec(mu_i, s_j) for random
   eval pairs (i, j) of different classes: the share labelled j's class (s sets the class) and the
-  share labelled i's class (z leaks it);
+  share labelled i's class (z leaks it); and the style they keep: the correlation of ink, slant and
+  width (image moments, each standardized within its class) between x_i and Dec(mu_i, s_j), beside
+  the same for Dec(mu_i, s_i), the decoder's own ceiling;
 - chance: the accuracy of always answering the probe-train split's most frequent class.
 Writes results.json, the swap grid <dataset>_<zdim>.png, tsne_z.png and loss_curves.png to --out
 (default: the run folder) and prints the table; --images-dir also copies the pictures there.
@@ -360,15 +362,67 @@ def different_class_pairs(labels, count, seed):
 
 
 @torch.no_grad()
-def swap_accuracy(decoder, judge, codes, labels, count, seed, batch_size=500):
-    """Shares of Dec(mu_i, s_j) that the judge labels as j's class and as i's, over random pairs
-    of different classes. z is the posterior mean: the number should not depend on a noise draw."""
+def swap_accuracy(decoder, judge, codes, images, labels, count, seed, batch_size=500):
+    """Over random pairs (i, j) of different classes, the shares of Dec(mu_i, s_j) that the judge
+    labels as j's class and as i's, and how much of x_i's style they keep (style_kept). z is the
+    posterior mean: the numbers should not depend on a noise draw."""
     decoder.eval(), judge.eval()
     first, second = different_class_pairs(labels, count, seed)
-    predicted = torch.cat([judge(decoder(codes["mu"][i], codes["s"][j])).argmax(1)
-                           for i, j in zip(first.split(batch_size), second.split(batch_size))])
+    predicted, swapped, rebuilt = [], [], []
+    for i, j in zip(first.split(batch_size), second.split(batch_size)):
+        swap = decoder(codes["mu"][i], codes["s"][j])
+        predicted.append(judge(swap).argmax(1))
+        swapped.append(image_moments(swap))
+        rebuilt.append(image_moments(decoder(codes["mu"][i], codes["s"][i])))
+    predicted = torch.cat(predicted)
+    sources = image_moments(to_float(images[first]))
     return {"labelled_s_class": (predicted == labels[second]).sum().item() / count,
-            "labelled_z_class": (predicted == labels[first]).sum().item() / count}
+            "labelled_z_class": (predicted == labels[first]).sum().item() / count,
+            "style_kept": {"swap": style_kept(sources, labels[first], concat(swapped), labels[second]),
+                           "reconstruction": style_kept(sources, labels[first], concat(rebuilt), labels[first])}}
+
+
+def image_moments(images):
+    """The handwriting style of each image (N, C, H, W), from the intensity moments of its channel
+    mean: ink (mean intensity), slant (horizontal shift of the ink per row down: mu11 / mu02) and
+    width (horizontal spread of the ink: sqrt(mu20))."""
+    gray = images.float().mean(1)
+    _, height, width = gray.shape
+    rows = torch.arange(height, dtype=gray.dtype, device=gray.device).view(1, height, 1)
+    columns = torch.arange(width, dtype=gray.dtype, device=gray.device).view(1, 1, width)
+    mass = gray.sum((1, 2)).clamp_min(1e-6)
+
+    def mean(values):
+        return (gray * values).sum((1, 2)) / mass
+    dy = rows - mean(rows).view(-1, 1, 1)
+    dx = columns - mean(columns).view(-1, 1, 1)
+    return {"ink": mass / (height * width), "slant": mean(dx * dy) / mean(dy ** 2).clamp_min(1e-6),
+            "width": mean(dx ** 2).sqrt()}
+
+
+def concat(moments):
+    return {name: torch.cat([batch[name] for batch in moments]) for name in moments[0]}
+
+
+def within_class(values, labels):
+    """`values` standardized within each class: what is left is the style, not the class's typical value."""
+    scores = torch.zeros_like(values)
+    for label in labels.unique():
+        members = labels == label
+        spread = values[members].std(correction=0)
+        if spread > 1e-6:  # else the class's images do not vary (past float rounding): scores 0
+            scores[members] = (values[members] - values[members].mean()) / spread
+    return scores
+
+
+def style_kept(sources, source_labels, images, image_labels):
+    """Per measure of image_moments, the correlation between the z source's style and the decoded
+    image's, each standardized within its own class: 1 = the style carried over, 0 = none of it
+    (also when a class's decoded images do not vary at all)."""
+    # both score vectors have mean 0, so their cosine is their correlation
+    return {name: F.cosine_similarity(within_class(sources[name], source_labels),
+                                      within_class(images[name], image_labels), dim=0).item()
+            for name in sources}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,10 +520,13 @@ def format_report(results):
               percent(style["chance"])] for label, style in probes["style"].items()]))
     swap = results["swap"]
     if swap:
+        kept = swap["style_kept"]
         tables.append(markdown_table(
-            ["Swap pairs", f"judge {split} acc", "Dec(z_i, s_j) labelled j's class", "labelled i's class"],
+            ["Swap pairs", f"judge {split} acc", "Dec(z_i, s_j) labelled j's class", "labelled i's class",
+             *(f"x_i's {name} kept: swap (rebuilt)" for name in kept["swap"])],
             [[swap["pairs"], percent(swap["judge_acc"]), percent(swap["labelled_s_class"]),
-              percent(swap["labelled_z_class"])]]))
+              percent(swap["labelled_z_class"]),
+              *(f"{kept['swap'][name]:.2f} ({kept['reconstruction'][name]:.2f})" for name in kept["swap"])]]))
     return "\n\n".join(tables)
 
 
@@ -536,7 +593,8 @@ def measure_swap(decoder, probe_train, probe_eval, eval_codes, args):
     tick = time.time()
     judge, judge_accuracy = train_judge(probe_train, probe_eval, args)
     swap = {"pairs": args.swap_pairs, "judge_acc": judge_accuracy,
-            **swap_accuracy(decoder, judge, eval_codes, probe_eval.labels, args.swap_pairs, args.seed)}
+            **swap_accuracy(decoder, judge, eval_codes, probe_eval.images, probe_eval.labels, args.swap_pairs,
+                            args.seed)}
     print(f"swap accuracy (judge trained and applied) in {time.time() - tick:.1f} s")
     return swap
 

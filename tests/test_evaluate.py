@@ -149,10 +149,48 @@ class HalfReader(nn.Module):
 def test_swap_accuracy_decodes_z_of_i_with_s_of_j_over_different_class_pairs():
     labels = torch.arange(40) % 5
     codes = {"mu": (labels / 10).view(-1, 1), "s": (labels / 10).view(-1, 1)}
-    by_s = evaluate.swap_accuracy(HalvesDecoder(), HalfReader("right"), codes, labels, 300, seed=0)
-    by_z = evaluate.swap_accuracy(HalvesDecoder(), HalfReader("left"), codes, labels, 300, seed=0)
-    assert by_s == {"labelled_s_class": 1.0, "labelled_z_class": 0.0}  # never a same-class pair
-    assert by_z == {"labelled_s_class": 0.0, "labelled_z_class": 1.0}
+    images = torch.zeros(40, 1, 8, 8, dtype=torch.uint8)
+    by_s = evaluate.swap_accuracy(HalvesDecoder(), HalfReader("right"), codes, images, labels, 300, seed=0)
+    by_z = evaluate.swap_accuracy(HalvesDecoder(), HalfReader("left"), codes, images, labels, 300, seed=0)
+    assert (by_s["labelled_s_class"], by_s["labelled_z_class"]) == (1.0, 0.0)  # never a same-class pair
+    assert (by_z["labelled_s_class"], by_z["labelled_z_class"]) == (0.0, 1.0)
+
+
+def strokes(count, seed):
+    """16 x 24 images of one slanted stroke each, of random slant, thickness and brightness, with
+    room on the right; and each stroke's slant (columns to the right per row down)."""
+    rng = torch.Generator().manual_seed(seed)
+    rows, columns = torch.meshgrid(torch.arange(16.0), torch.arange(24.0), indexing="ij")
+    slant, thickness, brightness = (torch.rand(count, 1, 1, generator=rng) for _ in range(3))
+    distance = (columns - 8 - (slant - 0.5) * (rows - 7.5)).abs()  # from the stroke's axis
+    return (brightness * 0.5 + 0.5) * (distance < 1 + 3 * thickness).float(), (slant - 0.5).flatten()
+
+
+def test_style_kept_follows_the_style_across_classes_and_not_the_class():
+    images = strokes(600, seed=0)[0].unsqueeze(1)
+    labels, targets = torch.arange(600) % 5, torch.arange(600) // 120
+    sources = evaluate.image_moments(images)
+    # a class sets a brightness and a place of its own, and the style is kept on top of them
+    restyled = images * (0.6 + targets.view(-1, 1, 1, 1) / 10)
+    restyled = torch.stack([torch.roll(image, shifts=int(target), dims=-1) for image, target in zip(restyled, targets)])
+    kept = evaluate.style_kept(sources, labels, evaluate.image_moments(restyled), targets)
+    assert all(value > 0.99 for value in kept.values()), kept
+    lost = evaluate.style_kept(sources, labels, evaluate.image_moments(images[torch.randperm(600)]), targets)
+    assert all(abs(value) < 0.15 for value in lost.values()), lost
+    one_per_class = images[targets * 100]  # z ignored: every image of a class is the same
+    assert evaluate.style_kept(sources, labels, evaluate.image_moments(one_per_class), targets) == dict.fromkeys(
+        sources, 0.0)
+
+
+def test_image_moments_measure_ink_slant_and_width():
+    images, slants = strokes(50, seed=1)
+    moments = evaluate.image_moments(torch.stack([images, images / 2], dim=1))  # the channel mean is read
+    torch.testing.assert_close(moments["slant"], slants, atol=0.05, rtol=0)  # pixel rounding
+    torch.testing.assert_close(moments["ink"], images.mean((1, 2)) * 0.75)
+    narrow, wide = evaluate.image_moments(torch.zeros(2, 1, 8, 8).index_fill_(3, torch.tensor([3, 4]), 1)
+                                          .index_fill_(0, torch.tensor([1]), 1))["width"]
+    torch.testing.assert_close(narrow, torch.tensor(0.5))  # columns 3 and 4: 0.5 from their mean
+    torch.testing.assert_close(wide, torch.tensor(8 ** 2 - 1).sqrt() / torch.tensor(12).sqrt())  # all 8 columns
 
 
 def test_grid_sources_one_per_class_and_one_per_view():
@@ -199,7 +237,10 @@ def test_evaluate_writes_results_and_pictures(tiny_run, mnist_root, tmp_path):
     for name in ["z_sampled", "z_mean", "s"]:
         assert results["probes"][name].keys() == {"train_acc", "test_acc"}
     assert results["probes"]["style"] == {}  # MNIST has no style labels
-    assert {"judge_acc", "labelled_s_class", "labelled_z_class"} <= results["swap"].keys()
+    assert {"judge_acc", "labelled_s_class", "labelled_z_class", "style_kept"} <= results["swap"].keys()
+    assert results["swap"]["style_kept"]["swap"].keys() == {"ink", "slant", "width"}
+    kept = fractions(results["swap"].pop("style_kept"))  # correlations
+    assert len(kept) == 6 and all(-1 <= value <= 1 for value in kept)
     numbers = fractions({"chance": results["chance"], "probes": results["probes"], "swap": results["swap"]})
     assert len(numbers) == 10 and all(0 <= value <= 1 for value in numbers)
     assert results["swap"]["labelled_s_class"] + results["swap"]["labelled_z_class"] <= 1
