@@ -182,6 +182,33 @@ def test_style_kept_follows_the_style_across_classes_and_not_the_class():
         sources, 0.0)
 
 
+class StrokeDecoder(nn.Module):
+    """Dec(z_i, s_j): the stroke of image i (z holds its index) in the ink of class j (s holds j)."""
+
+    def __init__(self, strokes):
+        super().__init__()
+        self.strokes = strokes
+
+    def forward(self, style, class_code):
+        return self.strokes[style.flatten().long()].unsqueeze(1) * class_ink(class_code.flatten()).view(-1, 1, 1, 1)
+
+
+def class_ink(labels):
+    return 0.5 + labels.float() / 10
+
+
+def test_swap_accuracy_compares_the_style_of_x_i_with_its_swap_each_within_its_own_class():
+    lines, _ = strokes(600, seed=2)
+    labels = torch.arange(600) % 5
+    # each class inks its digits its own way: the style is what is left within a class
+    images = (lines * class_ink(labels).view(-1, 1, 1) * 255).round().to(torch.uint8).unsqueeze(1)
+    codes = {"mu": torch.arange(600.0).view(-1, 1), "s": labels.view(-1, 1)}
+    kept = evaluate.swap_accuracy(StrokeDecoder(lines), nn.Flatten(), codes, images, labels, 3000,
+                                  seed=0)["style_kept"]
+    assert all(value > 0.99 for value in kept["swap"].values()), kept
+    assert all(value > 0.99 for value in kept["reconstruction"].values()), kept
+
+
 def test_image_moments_measure_ink_slant_and_width():
     images, slants = strokes(50, seed=1)
     moments = evaluate.image_moments(torch.stack([images, images / 2], dim=1))  # the channel mean is read
