@@ -582,10 +582,10 @@ def iteration_counts(args, training_images):
 
 
 def stop_requests():
-    """A list that SIGINT / SIGTERM append their name to; the loop checks it between iterations."""
+    """A list that SIGINT / SIGTERM append themselves to; the loop checks it between iterations."""
     requests = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: requests.append(signal.Signals(signum).name))
+        signal.signal(sig, lambda signum, frame: requests.append(signal.Signals(signum)))
     return requests
 
 
@@ -683,9 +683,11 @@ def main(argv=None):
             if stop:
                 save(epoch)
                 launcher = "torchrun ... train.py" if dist.is_initialized() else "python train.py"
-                report(f"\n{stop[0]}: saved step {step} to {args.out}/checkpoint.pt; "
+                report(f"\n{stop[0].name}: saved step {step} to {args.out}/checkpoint.pt; "
                        f"resume with: {launcher} --resume {args.out}")
-                return
+                # the shell's status for a signalled process, so that a script running the recipe's
+                # stages one after another stops here instead of starting the next stage early
+                sys.exit(128 + stop[0])
             if writer:
                 end_epoch(epoch, epoch_sum, step - epoch_first_step, time.time() - epoch_start, step, training,
                           grid_images, log, args)
