@@ -30,9 +30,10 @@ from tqdm import tqdm
 from data_loader import (DATASETS, class_index, draw_indices, draw_partners, grid_sources, load_dataset, new_stream,
                          random_shift, to_float)
 from networks import build_models
-from utils import (CLIError, HelpFormatter, any_process, average_gradients, check_device, git_commit, global_mean,
-                   join_process_group, kl_divergence, load_checkpoint, non_negative_float, non_negative_int,
-                   positive_float, positive_int, rank_and_world, resolve_device, restarted_by_torchrun, rng_state,
+from utils import (CLIError, HelpFormatter, average_gradients, check_device, git_commit, global_mean,
+                   join_process_group, kl_divergence, largest_over_processes, load_checkpoint, non_negative_float,
+                   non_negative_int, positive_float, positive_int, rank_and_world, resolve_device,
+                   restarted_by_torchrun, rng_state,
                    run_cli, sample_style, save_atomically, seed_everything, set_rng_state, swap_grid)
 
 LOG_COLUMNS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy", "disc_stepped",
@@ -621,8 +622,9 @@ def train_epoch(epoch, iterations, step, data, training, log, stop, args):
         log.append(epoch, iteration, step, row)
         if step % args.log_every == 0 and rank == 0:
             show_progress(progress, log.write())
-        if any_process(stop):  # every process stops at the same step
-            stop.append("a stop request of another process")
+        signalled = largest_over_processes(stop[0] if stop else 0)  # every process stops at the same step
+        if signalled:
+            stop[:] = [signal.Signals(int(signalled))]  # and exits as the signalled one does
             break
     progress.close()
     log.write()

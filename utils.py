@@ -124,13 +124,13 @@ def average_gradients(params):
         grad.copy_(part.view_as(grad))
 
 
-def any_process(flag):
-    """Whether `flag` is true in any process (the flag itself in a single process)."""
+def largest_over_processes(number):
+    """The largest of `number` over all processes (the number itself in a single process)."""
     if not dist.is_initialized():
-        return bool(flag)
-    value = torch.tensor(float(bool(flag)), device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        return number
+    value = torch.tensor(float(number), device="cuda" if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value)
+    return value.item()
 
 
 # ---------------------------------------------------------------------------------------------

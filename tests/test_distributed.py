@@ -211,6 +211,22 @@ def test_a_killed_worker_is_restarted_and_continues_from_the_checkpoint(two_proc
     assert log_rows(two_process_run) == log_rows(tmp_path)
 
 
+def test_a_signal_to_one_worker_stops_every_worker_at_one_saved_step(mnist_root, tmp_path):
+    job = torchrun("train.py", "--data-root", mnist_root, "--out", tmp_path, "--epochs", 1000, *FLAGS, wait=False)
+    log = tmp_path / "log.csv"
+    deadline = time.time() + 120
+    while (not log.exists() or len(log.read_text().splitlines()) < 4) and time.time() < deadline:
+        time.sleep(0.2)
+    workers = subprocess.run(["pgrep", "-P", str(job.pid)], capture_output=True, text=True).stdout.split()
+    assert len(workers) == 2
+    os.kill(int(workers[-1]), signal.SIGTERM)
+    output, _ = job.communicate(timeout=300)
+    assert job.returncode != 0, output  # interrupted, so a script running stages stops
+    saved = load_checkpoint(str(tmp_path))["step"]
+    assert f"SIGTERM: saved step {saved} " in output
+    assert saved == len(log_rows(tmp_path)) >= 3
+
+
 @pytest.mark.parametrize("processes, batch", [(2, 15), (4, 66)])
 def test_a_batch_that_does_not_split_is_refused_before_any_work(monkeypatch, capsys, processes, batch):
     # what torchrun sets in each process it starts; the flags are checked before anything else runs
