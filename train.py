@@ -33,8 +33,8 @@ from networks import build_models
 from utils import (CLIError, HelpFormatter, average_gradients, check_device, git_commit, global_mean,
                    join_process_group, kl_divergence, largest_over_processes, load_checkpoint, non_negative_float,
                    non_negative_int, positive_float, positive_int, rank_and_world, resolve_device,
-                   restarted_by_torchrun, rng_state,
-                   run_cli, sample_style, save_atomically, seed_everything, set_rng_state, swap_grid)
+                   restarted_by_torchrun, rng_state, run_cli, sample_style, save_atomically, seed_everything,
+                   set_rng_state, swap_grid)
 
 LOG_COLUMNS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy", "disc_stepped",
                "skipped_updates"]
