@@ -59,12 +59,22 @@ def test_probe_on_random_codes_stays_near_chance():
     assert abs(result["test_acc"] - evaluate.chance(train, test)) < 0.05, result
 
 
-def test_z_sampled_is_a_fresh_sample_each_time():
-    codes = {"mu": torch.zeros(4, 3), "logvar": torch.zeros(4, 3), "s": torch.ones(4, 2)}
+def test_a_probe_reads_the_same_whatever_ran_before_it():
+    # which probes run before this one depends on the dataset and the flags: its reading must not
+    # depend on them
+    train, test = labels_of(300, 1), labels_of(300, 2)
+    codes = synthetic_codes(train, False, 3), train, synthetic_codes(test, False, 4), test
+    alone = evaluate.probe(*codes, "s", probe_args(50), "test")
+    torch.rand(7)  # as another probe would, drawing from the global RNG first
+    assert evaluate.probe(*codes, "s", probe_args(50), "test") == alone
+
+def test_each_probe_reads_its_own_code_and_z_sampled_is_a_fresh_sample_each_time():
+    codes = {"mu": torch.zeros(4, 3), "logvar": torch.zeros(4, 3), "s": torch.arange(8.0).view(4, 2)}
     indices = torch.arange(4)
     first, second = (evaluate.code_of(codes, "z_sampled", indices) for _ in range(2))
     assert not torch.equal(first, second) and first.std() > 0.3
     assert torch.equal(evaluate.code_of(codes, "z_mean", indices), codes["mu"])
+    assert torch.equal(evaluate.code_of(codes, "s", torch.tensor([2, 0])), codes["s"][[2, 0]])
     codes["z_fixed"] = first  # --z-sample fixed: the same sample every time
     assert torch.equal(evaluate.code_of(codes, "z_sampled", indices), first)
     del codes["z_fixed"]

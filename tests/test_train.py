@@ -117,6 +117,15 @@ def test_iteration_logs_means_over_steps_and_counts_skips_apart_from_the_gate(mo
                                  "disc_accuracy": 0.7, "disc_stepped": 1 / 3, "skipped_updates": 2.0})
 
 
+def test_an_update_applies_its_own_loss_gradient_only():
+    # two optimizers share the encoder and decoder: a gradient left over from the other one's
+    # step must not leak into this one
+    weight = torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    train.update(optimizer, (weight * torch.tensor([1.0, 2.0])).sum())
+    train.update(optimizer, (weight * torch.tensor([3.0, 0.0])).sum())
+    assert weight.tolist() == [-4.0, -2.0]
+
 def test_shift_moves_each_image_by_its_own_offset_within_the_limit():
     images = torch.zeros(64, 1, 9, 9)
     images[:, 0, 4, 4] = 1  # one bright pixel in the centre: its new place is the offset
