@@ -69,7 +69,6 @@ def test_a_probe_reads_the_same_whatever_ran_before_it():
     assert evaluate.probe(*codes, "s", probe_args(50), "test") == alone
 
 
-
 def test_each_probe_reads_its_own_code_and_z_sampled_is_a_fresh_sample_each_time():
     codes = {"mu": torch.zeros(4, 3), "logvar": torch.zeros(4, 3), "s": torch.arange(8.0).view(4, 2)}
     indices = torch.arange(4)

@@ -127,7 +127,6 @@ def test_an_update_applies_its_own_loss_gradient_only():
     assert weight.tolist() == [-4.0, -2.0]
 
 
-
 def test_shift_moves_each_image_by_its_own_offset_within_the_limit():
     images = torch.zeros(64, 1, 9, 9)
     images[:, 0, 4, 4] = 1  # one bright pixel in the centre: its new place is the offset
