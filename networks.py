@@ -1,7 +1,8 @@
-"""The four networks of Mathieu et al. (NIPS 2016), parameterized by image shape.
+"""The networks of Mathieu et al. (NIPS 2016), parameterized by image shape.
 
-1x28x28 (MNIST) uses three strided conv levels, exactly the published layers;
-3x64x64 (Sprites, LINE-MOD, folders) adds a fourth level. Nothing else differs.
+Encoder, decoder, pair discriminator and probe are the published PyTorch layers: 1x28x28 (MNIST)
+uses three strided conv levels, exactly as published; 3x64x64 (Sprites, LINE-MOD, folders) adds a
+fourth level. Nothing else differs. ClassDiscriminator is the authors' own (their Torch7 code).
 
 Instance norm uses per-image statistics in train and eval mode (PyTorch's default).
 The published code sets track_running_stats=True, so its eval mode normalizes with
@@ -144,6 +145,63 @@ class Discriminator(nn.Module):
         return self.output(self.features(torch.cat([first, second], dim=1)).flatten(1))
 
 
+class ClassDiscriminator(nn.Module):
+    """An image and its class id -> one real/fake logit: the authors' discriminator (model_big.lua of
+    their Torch7 code, 16 base features).
+
+    A per-class table, reshaped to a feature map of 1/8 the image size and upsampled, is added to
+    the convolution features at three depths (at 1/2, 1/4 and 1/8 of the image size); batch norm,
+    LeakyReLU 0.2, dropout 0.5 before the last linear layer. Images are zero-padded to a multiple of
+    8 pixels (MNIST: 28 -> 32, as theirs), so for MNIST the tables hold 256, 512 and 1024 numbers
+    per class, added onto 16x16, 8x8 and 4x4 maps.
+    """
+
+    def __init__(self, image_shape, num_classes, features=16):
+        super().__init__()
+        channels, height, width = image_shape
+        self.padding = [pad for size in (width, height) for pad in split_padding(-size % 8)]
+        self.grid = ((height + 7) // 8, (width + 7) // 8)
+        cells = self.grid[0] * self.grid[1]
+        widths = [features, 2 * features, 4 * features]
+        self.tables = nn.ModuleList(nn.Embedding(num_classes, width * cells) for width in widths)
+
+        def block(in_channels, out_channels, kernel, stride):  # conv (padded as theirs), batch norm, LeakyReLU
+            return [authors_conv(in_channels, out_channels, kernel, stride), *norm_and_activation(out_channels)]
+        self.to_half = nn.Sequential(authors_conv(channels, features, 3, 1), nn.LeakyReLU(0.2),
+                                     authors_conv(features, features, 2, 2))
+        self.to_quarter = nn.Sequential(*norm_and_activation(features), *block(features, 2 * features, 2, 2),
+                                        *block(2 * features, 2 * features, 3, 1))
+        self.to_eighth = nn.Sequential(*norm_and_activation(2 * features), *block(2 * features, 4 * features, 2, 2),
+                                       authors_conv(4 * features, 4 * features, 3, 1))
+        self.output = nn.Sequential(*norm_and_activation(4 * features), *block(4 * features, 4 * features, 3, 1),
+                                    nn.Flatten(), nn.Dropout(0.5), nn.Linear(4 * features * cells, 1))
+
+    def class_map(self, level, labels):
+        """The class's table at `level` (0, 1, 2) as a feature map, upsampled to 1/2, 1/4, 1/8 of the image."""
+        table = self.tables[level](labels).view(len(labels), -1, *self.grid)
+        return F.interpolate(table, scale_factor=4 // 2 ** level, mode="nearest") if level < 2 else table
+
+    def forward(self, images, labels):
+        h = self.to_half(F.pad(images, self.padding)) + self.class_map(0, labels)
+        h = self.to_quarter(h) + self.class_map(1, labels)
+        h = self.to_eighth(h) + self.class_map(2, labels)
+        return self.output(h).squeeze(1)
+
+
+def split_padding(total):
+    """(before, after) halves of `total` padding pixels, the odd one after."""
+    return total // 2, total - total // 2
+
+
+def authors_conv(in_channels, out_channels, kernel, stride):
+    """Their conv(): padding ceil((kernel - stride) / 2), so a stride-s conv divides the size by s."""
+    return nn.Conv2d(in_channels, out_channels, kernel, stride, padding=(kernel - stride + 1) // 2)
+
+
+def norm_and_activation(channels):
+    return [nn.BatchNorm2d(channels), nn.LeakyReLU(0.2)]
+
+
 class Classifier(nn.Module):
     """The published probe: in -> 256 -> BN -> LeakyReLU -> 256 -> BN -> LeakyReLU -> classes."""
 
@@ -158,7 +216,14 @@ class Classifier(nn.Module):
         return self.layers(codes)
 
 
-def build_models(image_shape, style_dim, class_dim, decoder_geometry="retrace"):
-    """The encoder, decoder and discriminator of one model."""
-    return (Encoder(image_shape, style_dim, class_dim),
-            Decoder(image_shape, style_dim, class_dim, decoder_geometry), Discriminator(image_shape))
+DISCRIMINATORS = ("pair", "class")
+
+
+def build_models(image_shape, style_dim, class_dim, decoder_geometry="retrace", discriminator="pair",
+                 num_classes=None):
+    """The encoder, decoder and discriminator of one model: the pair discriminator (published), or
+    the class-conditional one (the authors'), which needs the number of classes."""
+    encoder = Encoder(image_shape, style_dim, class_dim)
+    decoder = Decoder(image_shape, style_dim, class_dim, decoder_geometry)
+    judge = Discriminator(image_shape) if discriminator == "pair" else ClassDiscriminator(image_shape, num_classes)
+    return encoder, decoder, judge

@@ -3,12 +3,15 @@ representations using adversarial training" (NIPS 2016, arXiv 1611.03383).
 
     python train.py --dataset mnist --data-root ./data --epochs 50          # GPU when there is one
     python train.py --dataset mnist --data-root ./data --epochs 1 --device cpu
+    python train.py --dataset mnist --data-root ./data --discriminator class  # the authors' version
     python train.py --resume runs/mnist__0__20260101-120000 --epochs 100    # continue a run
     torchrun --nproc_per_node 4 train.py --out runs/NAME --dataset mnist     # 4 GPUs, the same updates
 
-One iteration = (1) autoencoder step, (2) --generator-times generator steps,
-(3) --discriminator-times discriminator steps, each on freshly drawn batches.
-Every run writes config.json, checkpoint.pt, log.csv and TensorBoard events to --out.
+--discriminator pair (the published PyTorch code): one iteration = (1) autoencoder step,
+(2) --generator-times generator steps, (3) --discriminator-times discriminator steps, each on
+freshly drawn batches. --discriminator class (the authors' Torch7 code): (1) one generator step,
+(2) one discriminator step. objective.py holds both. Every run writes config.json, checkpoint.pt,
+log.csv and TensorBoard events to --out.
 """
 import argparse
 import csv
@@ -17,34 +20,43 @@ import os
 import signal
 import sys
 import time
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 import torchvision
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from data_loader import (DATASETS, class_index, draw_indices, draw_partners, grid_sources, load_dataset, new_stream,
-                         random_shift, to_float)
-from networks import build_models
-from utils import (CLIError, HelpFormatter, average_gradients, check_device, git_commit, global_mean,
-                   join_process_group, kl_divergence, largest_over_processes, load_checkpoint, non_negative_float,
-                   non_negative_int, positive_float, positive_int, rank_and_world, resolve_device,
-                   restarted_by_torchrun, rng_state, run_cli, sample_style, save_atomically, seed_everything,
-                   set_rng_state, swap_grid)
+from data_loader import DATASETS, class_index, grid_sources, load_dataset, new_stream, to_float
+from networks import DISCRIMINATORS, build_models
+from objective import OBJECTIVES, local_part, map_tensors, tensors_of
+from utils import (CLIError, HelpFormatter, check_device, git_commit, join_process_group, largest_over_processes,
+                   load_checkpoint, non_negative_float, non_negative_int, positive_float, positive_int,
+                   rank_and_world, resolve_device, restarted_by_torchrun, rng_state, run_cli, save_atomically,
+                   seed_everything, set_rng_state, swap_grid)
 
-LOG_COLUMNS = ["reconstruction", "kl", "generator", "discriminator", "disc_accuracy", "disc_stepped",
-               "skipped_updates"]
 # How a flag behaves on --resume. "model": it defines the model or its data, so a resumed run must
 # keep it. "command": it belongs to one command; config.json records it, --resume never restores it.
 # Every other flag is restored from config.json unless typed again.
 FLAG_CLASSES = {**dict.fromkeys(["dataset", "split", "val_size", "style_dim", "class_dim", "no_reparam",
-                                 "batch_size"], "model"),
+                                 "batch_size", "discriminator"], "model"),
                 **dict.fromkeys(["out", "resume", "overwrite", "debug", "max_iterations"], "command")}
-SAME, DIFFERENT = 1, 0  # discriminator classes, as published
+# Flags whose default depends on --discriminator: the published settings for pair, the authors'
+# code's for class. None: the flag has no meaning in that version, and typing it is an error.
+MODE_DEFAULTS = {
+    "batch_size": {"pair": 64, "class": 16},
+    "lr": {"pair": 1e-4, "class": 1e-2},
+    "kl_weight": {"pair": 1.0, "class": 0.1},
+    "generator_times": {"pair": 2, "class": None},
+    "discriminator_times": {"pair": 1, "class": None},
+    "disc_gate": {"pair": 0.8, "class": None},
+    "reconstruction_weight": {"pair": None, "class": 0.5},
+    "swap_weight": {"pair": None, "class": 1.0},
+    "adversarial_weight": {"pair": None, "class": 0.01},
+    "real_target": {"pair": None, "class": 0.95},
+}
 
 
 def build_parser():
@@ -75,17 +87,35 @@ def build_parser():
     model.add_argument("--class-dim", type=positive_int, default=16, help="size of the specified (class) code s")
     model.add_argument("--no-reparam", action="store_true",
                        help="train with z = mu and no KL term (the published t-SNE comparison)")
+    model.add_argument("--discriminator", default="pair", choices=DISCRIMINATORS,
+                       help="pair: judges whether two images share a class (the published PyTorch code); class: "
+                            "judges one image with its class id real or fake (the authors' Torch7 code)")
     optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--batch-size", type=positive_int, default=64, help="images per batch B")
-    optim.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate of all three optimizers")
+    optim.add_argument("--batch-size", type=positive_int, default=None,
+                       help="images per batch B (class: per group, 3B images per step) (default: 64 pair, 16 class)")
+    optim.add_argument("--lr", type=positive_float, default=None,
+                       help="Adam learning rate of every optimizer (default: 1e-4 pair, 0.01 class)")
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
-    optim.add_argument("--kl-weight", type=non_negative_float, default=1.0,
-                       help="weight of the KL term (KL is summed and divided by B*C*H*W, as published)")
-    optim.add_argument("--generator-times", type=positive_int, default=2, help="generator steps per iteration")
-    optim.add_argument("--discriminator-times", type=positive_int, default=1, help="discriminator steps per iteration")
-    optim.add_argument("--disc-gate", type=float, default=0.8,
-                       help="update the discriminator only while its accuracy is below this, in (0, 1]")
+    optim.add_argument("--kl-weight", type=non_negative_float, default=None,
+                       help="weight of the KL term, summed and divided by B*C*H*W (class: then times 6, as the "
+                            "authors') (default: 1 pair, 0.1 class)")
+    optim.add_argument("--generator-times", type=positive_int, default=None,
+                       help="pair: generator steps per iteration (default: 2)")
+    optim.add_argument("--discriminator-times", type=positive_int, default=None,
+                       help="pair: discriminator steps per iteration (default: 1)")
+    optim.add_argument("--disc-gate", type=float, default=None,
+                       help="pair: update the discriminator only while its accuracy is below this, in (0, 1] "
+                            "(default: 0.8)")
+    optim.add_argument("--reconstruction-weight", type=non_negative_float, default=None,
+                       help="class: weight of each group's reconstruction from its own codes (default: 0.5)")
+    optim.add_argument("--swap-weight", type=non_negative_float, default=None,
+                       help="class: weight of the same-class swaps Dec(z1, s2), Dec(z2, s1) against x1, x2 "
+                            "(default: 1)")
+    optim.add_argument("--adversarial-weight", type=non_negative_float, default=None,
+                       help="class: weight of the generator's adversarial loss (default: 0.01)")
+    optim.add_argument("--real-target", type=float, default=None,
+                       help="class: the discriminator's target for real images, in (0, 1] (default: 0.95)")
     optim.add_argument("--shift", type=non_negative_int, default=0,
                        help="translate every training image by a random offset of up to this many pixels (0 = none, as"
                             " published)")
@@ -98,8 +128,10 @@ def build_parser():
     schedule.add_argument("--seed", type=int, default=0, help="seeds initialization, sampling and noise")
     system = parser.add_argument_group("device and speed")
     system.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
-    system.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA only)")
     system.add_argument("--compile", action="store_true", help="torch.compile the three networks")
+    system.add_argument("--cuda-graphs", action="store_true",
+                        help="CUDA: after a few eager iterations, capture one iteration as a CUDA graph and replay it "
+                             "(one process, without --compile)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", default=None,
                         help="run folder (default: runs/<dataset>__<seed>__<time>; required under torchrun)")
@@ -114,15 +146,31 @@ def build_parser():
     return parser
 
 
+def fill_mode_defaults(parser, args):
+    """The --discriminator version's defaults for the flags left unset; a flag of the other version is an error."""
+    for name, defaults in MODE_DEFAULTS.items():
+        default = defaults[args.discriminator]
+        if default is None and getattr(args, name) is not None:
+            other = next(mode for mode, value in defaults.items() if value is not None)
+            parser.error(f"--{name.replace('_', '-')} belongs to --discriminator {other}; "
+                         f"drop it or pass --discriminator {other}")
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+
 def check_args(parser, args):
     """Reject flags that are wrong together before any work starts, the way argparse itself does."""
-    if not 0 < args.disc_gate <= 1:
-        parser.error(f"--disc-gate must be in (0, 1], got {args.disc_gate}")
+    for name in ("disc_gate", "real_target"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value <= 1:
+            parser.error(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
     if args.val_size and args.dataset != "mnist":
         parser.error("--val-size holds out MNIST training digits; Sprites has a val split of its own")
     check_device(parser, args.device)
-    if args.amp and resolve_device(args.device) != "cuda":
-        parser.error("--amp is bfloat16 autocast for CUDA; on the CPU it was slower, so it is not offered")
+    if args.cuda_graphs and (resolve_device(args.device) != "cuda" or args.compile or
+                             dist.is_torchelastic_launched()):
+        parser.error("--cuda-graphs replays the iteration on one CUDA device, eagerly compiled: it needs CUDA, "
+                     "one process and no --compile; drop one of them")
     if dist.is_torchelastic_launched():
         processes = int(os.environ["WORLD_SIZE"])
         if args.batch_size % processes:
@@ -142,7 +190,9 @@ def parse_args(argv=None):
     resume = None
     if args.resume:
         resume = load_checkpoint(args.resume)
-        args = restore_flags(args, typed_flags(parser, argv, args), resume["config"])
+        saved = {"discriminator": "pair", **resume["config"]}  # runs from before the flag are pair runs
+        args = restore_flags(args, typed_flags(parser, argv, args), saved)
+    fill_mode_defaults(parser, args)
     check_args(parser, args)
     return args, resume
 
@@ -181,244 +231,46 @@ def restore_flags(args, typed, saved):
 
 
 # ---------------------------------------------------------------------------------------------
-# One iteration's batches, named by their role in the three steps. Images are (B, C, H, W) in
-# [0, 1]; noise and prior are (B, style_dim) N(0, I) draws; noise is None with --no-reparam.
-
-class AutoencoderBatch(NamedTuple):
-    images: torch.Tensor             # x1
-    partners: torch.Tensor           # x1': another image of x1's class, row by row
-    noise: Optional[torch.Tensor]    # eps of z1 = mu1 + sigma1 * eps
-
-
-class GeneratorBatch(NamedTuple):
-    style_images: torch.Tensor       # x1: z1 comes from it
-    class_images: torch.Tensor       # x3: s3 comes from it; the fakes must pass as its class
-    noise: Optional[torch.Tensor]    # eps of z1
-    prior: torch.Tensor              # z ~ N(0, I) of the second fake, Dec(z, s3)
-
-
-class DiscriminatorBatch(NamedTuple):
-    style_images: torch.Tensor       # x1: the fake's z is its posterior mean
-    images: torch.Tensor             # x2
-    partners: torch.Tensor           # x2': real pair (x2, x2') "same", fake pair (x2', Dec(mu1, s2')) "different"
-
-
-class Iteration(NamedTuple):
-    indices: torch.Tensor            # dataset index of every image drawn, for the non-finite report
-    autoencoder: AutoencoderBatch
-    generator: list                  # --generator-times GeneratorBatch
-    discriminator: list              # --discriminator-times DiscriminatorBatch
-
-
-def draw_iteration(data, stream, index, sampler, args):
-    """Every batch of one iteration, gathered from the uint8 dataset in one indexing operation.
-
-    Indices, partners and --shift offsets come from `sampler`; the z noise from torch's global RNG,
-    in the order the steps use it.
-    """
-    batch, g, d = args.batch_size, args.generator_times, args.discriminator_times
-    anchors = draw_indices(stream, (1 + 2 * g + 2 * d) * batch, sampler).view(-1, batch)
-    autoencoder_rows, generator_rows, discriminator_rows = anchors.split([1, 2 * g, 2 * d])
-    # the autoencoder's x1 and every discriminator step's x2 (the second of its rows) need a partner
-    partners = draw_partners(torch.cat([autoencoder_rows, discriminator_rows[1::2]]).flatten(),
-                             data.labels, index, sampler).view(-1, batch)
-    indices = torch.cat([anchors, partners])
-    images = to_float(data.images[indices.flatten()])
-    if args.shift:
-        images = random_shift(images, args.shift, sampler)
-    images = images.view(*indices.shape, *data.image_shape)
-    autoencoder_images, generator_pairs, discriminator_pairs, autoencoder_partners, discriminator_partners = (
-        images.split([1, 2 * g, 2 * d, 1, d]))
-
-    def normal():
-        return torch.randn(batch, args.style_dim, device=images.device)
-    autoencoder = AutoencoderBatch(autoencoder_images[0], autoencoder_partners[0],
-                                   None if args.no_reparam else normal())
-    generator = [GeneratorBatch(x1, x3, None if args.no_reparam else normal(), normal())
-                 for x1, x3 in generator_pairs.view(g, 2, *generator_pairs.shape[1:])]
-    discriminator = [DiscriminatorBatch(x1, x2, partner) for (x1, x2), partner in
-                     zip(discriminator_pairs.view(d, 2, *discriminator_pairs.shape[1:]), discriminator_partners)]
-    return Iteration(indices, autoencoder, generator, discriminator)
-
-
-def local_part(iteration, rank, world):
-    """This process's equal share of the rows of every batch (the whole iteration in one process)."""
-    if world == 1:
-        return iteration
-
-    def rows(tensor):
-        return None if tensor is None else tensor.chunk(world)[rank]
-    return Iteration(iteration.indices, AutoencoderBatch(*map(rows, iteration.autoencoder)),
-                     [GeneratorBatch(*map(rows, batch)) for batch in iteration.generator],
-                     [DiscriminatorBatch(*map(rows, batch)) for batch in iteration.discriminator])
-
-
-# ---------------------------------------------------------------------------------------------
-# The three training phases: each loss is a pure function of the nets and one batch; each step
-# applies its update and returns its LOG_COLUMNS entries as tensors, averaged over processes.
-
-class NonFiniteLoss(Exception):
-    pass
-
-
-def autocast(images, args):
-    return torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=args.amp)
-
-
-def style_code(mu, logvar, noise, images, args):
-    """z sampled from the posterior and its KL term; z = mu and no KL with --no-reparam."""
-    if args.no_reparam:
-        return mu, torch.zeros((), device=mu.device)
-    return sample_style(mu, logvar, noise), kl_divergence(mu.float(), logvar.float(), images[0].numel())
-
-
-def autoencoder_losses(encoder, decoder, batch, args):
-    """MSE(Dec(z1, s1), x1) + MSE(Dec(z1, s1'), x1), and the KL of z1: s must be shareable within a class."""
-    x1 = batch.images
-    size = len(x1)
-    with autocast(x1, args):
-        mu, logvar, class_code = encoder(torch.cat([x1, batch.partners]))  # one call: (2B, ...)
-        z1, kl = style_code(mu[:size], logvar[:size], batch.noise, x1, args)
-        rebuilt = decoder(torch.cat([z1, z1]), class_code)  # [Dec(z1, s1); Dec(z1, s1')]
-        reconstruction = F.mse_loss(rebuilt[:size].float(), x1) + F.mse_loss(rebuilt[size:].float(), x1)
-    return reconstruction, kl
-
-
-def generator_losses(encoder, decoder, discriminator, batch, args):
-    """Dec(z1, s3) and Dec(z ~ N(0, I), s3) judged "same class as x3" (cross-entropy), and the KL of z1."""
-    x1, x3 = batch.style_images, batch.class_images
-    size = len(x1)
-    with autocast(x1, args):
-        mu, logvar, class_code = encoder(torch.cat([x1, x3]))
-        z1, kl = style_code(mu[:size], logvar[:size], batch.noise, x1, args)
-        s3 = class_code[size:]
-        fakes = decoder(torch.cat([z1, batch.prior]), torch.cat([s3, s3]))
-        logits = discriminator(torch.cat([x3, x3]), fakes)
-        same = torch.full((2 * size,), SAME, device=x1.device)
-        adversarial = 2 * F.cross_entropy(logits.float(), same)  # = CE(fake_a) + CE(fake_b), each a mean over B
-    return adversarial, kl
-
-
-def discriminator_loss(encoder, decoder, discriminator, batch, args):
-    """(x2, x2') "same" against (x2', Dec(mu1, s2')) "different": cross-entropy and accuracy.
-
-    As published, the fake's class source is x2's partner, so real and fake pairs share an image.
-    """
-    x1, x2, partner = batch
-    size = len(x1)
-    with autocast(x1, args):
-        with torch.no_grad():  # encoder and decoder only supply the fake; no backward through them
-            mu, _, class_code = encoder(torch.cat([x1, partner]))
-            fake = decoder(mu[:size], class_code[size:])
-        logits = discriminator(torch.cat([x2, partner]), torch.cat([partner, fake.to(partner.dtype)]))
-        target = torch.cat([torch.full((size,), SAME, device=x1.device),
-                            torch.full((size,), DIFFERENT, device=x1.device)])
-        loss = 2 * F.cross_entropy(logits.float(), target)  # = CE(real) + CE(fake)
-    return loss, (logits.argmax(1) == target).float().mean()
-
-
-def usable(loss, name, args):
-    """Whether a loss may be backpropagated. A non-finite one stops the run (--nan-policy stop)
-    or is skipped (skip). A host sync, but it must come before a bad update lands."""
-    if torch.isfinite(loss):
-        return True
-    if args.nan_policy == "stop":
-        raise NonFiniteLoss(name)
-    return False
-
-
-def update(optimizer, loss):
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    average_gradients([param for group in optimizer.param_groups for param in group["params"]])
-    optimizer.step()
-
-
-def autoencoder_step(nets, optimizer, batch, args):
-    encoder, decoder, _ = nets
-    reconstruction, kl = autoencoder_losses(encoder, decoder, batch, args)
-    loss = reconstruction + args.kl_weight * kl
-    mean_reconstruction, mean_kl, mean_loss = global_mean(reconstruction, kl, loss)
-    applied = usable(mean_loss, "autoencoder", args)
-    if applied:
-        update(optimizer, loss)
-    return {"reconstruction": mean_reconstruction.detach(), "kl": mean_kl.detach(),
-            "skipped_updates": float(not applied)}
-
-
-def generator_step(nets, optimizer, batch, args):
-    encoder, decoder, discriminator = nets
-    discriminator.requires_grad_(False)  # its weights must not move here, and need no gradients
-    adversarial, kl = generator_losses(encoder, decoder, discriminator, batch, args)
-    loss = adversarial + args.kl_weight * kl
-    mean_adversarial, mean_loss = global_mean(adversarial, loss)
-    applied = usable(mean_loss, "generator", args)
-    if applied:
-        update(optimizer, loss)
-    discriminator.requires_grad_(True)
-    return {"generator": mean_adversarial.detach(), "skipped_updates": float(not applied)}
-
-
-def discriminator_step(nets, optimizer, batch, args):
-    """Steps only while the discriminator's accuracy (over all processes) is below --disc-gate (a host
-    sync), so the generator still gets a useful signal."""
-    loss, accuracy = discriminator_loss(*nets, batch, args)
-    mean_loss, mean_accuracy = global_mean(loss, accuracy)
-    finite = usable(mean_loss, "discriminator", args)
-    gate_open = bool(mean_accuracy < args.disc_gate)
-    if finite and gate_open:
-        update(optimizer, loss)
-    return {"discriminator": mean_loss.detach(), "disc_accuracy": mean_accuracy,
-            "disc_stepped": float(finite and gate_open), "skipped_updates": float(not finite)}
-
-
-def train_iteration(nets, optimizers, iteration, args):
-    """One full iteration on the batches of draw_iteration; returns the LOG_COLUMNS as one tensor.
-
-    Generator and discriminator columns are means over their steps; skipped_updates counts the
-    updates skipped for a non-finite loss (--nan-policy skip). A discriminator step that is not
-    skipped and not stepped found its gate closed.
-    """
-    # (1) autoencoder step
-    logs = [autoencoder_step(nets, optimizers["autoencoder"], iteration.autoencoder, args)]
-    # (2) generator steps
-    logs += [generator_step(nets, optimizers["generator"], batch, args) for batch in iteration.generator]
-    # (3) discriminator steps
-    logs += [discriminator_step(nets, optimizers["discriminator"], batch, args) for batch in iteration.discriminator]
-    device = iteration.indices.device
-    columns = {name: torch.stack([torch.as_tensor(log[name], device=device, dtype=torch.float32)
-                                  for log in logs if name in log]) for name in LOG_COLUMNS}
-    return torch.stack([values.sum() if name == "skipped_updates" else values.mean()
-                        for name, values in columns.items()])
-
-
-# ---------------------------------------------------------------------------------------------
 # Setup, checkpoints and the run folder.
 
 class Training(NamedTuple):
     nets: tuple          # encoder, decoder, discriminator
     step_nets: tuple     # the same, torch.compile'd under --compile: used for training steps only
-    optimizers: dict     # autoencoder, generator, discriminator
+    optimizers: dict     # pair: autoencoder, generator, discriminator; class: generator, discriminator
     index: dict          # class-sorted index of the labels, for partner draws
     sampler: torch.Generator  # batch indices, partners and shifts
     stream: dict         # position in the endless stream of reshuffled passes
 
 
 def make_optimizers(encoder, decoder, discriminator, args):
-    # Two optimizers over the same encoder + decoder parameters, as published: the
-    # autoencoder and generator steps keep separate Adam moments.
-    adam = dict(lr=args.lr, betas=(args.beta1, args.beta2))
-    autoencoder_params = list(encoder.parameters()) + list(decoder.parameters())
-    return {"autoencoder": torch.optim.Adam(autoencoder_params, **adam),
-            "generator": torch.optim.Adam(autoencoder_params, **adam),
+    """One Adam per name of the objective: the last steps the discriminator, the others the encoder and
+    decoder. Pair has two of those, as published: its autoencoder and generator steps keep separate
+    moments. Fused Adam: one kernel per step, and a step it can skip on the device (objective.update);
+    capturable under --cuda-graphs, so a CUDA graph can replay it."""
+    adam = dict(lr=args.lr, betas=(args.beta1, args.beta2), fused=True, capturable=args.cuda_graphs)
+    *coder_steps, _ = OBJECTIVES[args.discriminator].optimizers
+    coder_params = list(encoder.parameters()) + list(decoder.parameters())
+    return {**{name: torch.optim.Adam(coder_params, **adam) for name in coder_steps},
             "discriminator": torch.optim.Adam(discriminator.parameters(), **adam)}
+
+
+def compiled(nets, device):
+    if device.startswith("cuda"):
+        # Inductor's channels-last layout makes cuDNN's transposed-convolution backward return strides
+        # its own shape rules do not predict, and the first backward fails (pytorch/pytorch#171622);
+        # without the layout change the strides agree.
+        from torch._inductor import config
+        config.layout_optimization = False
+    return tuple(torch.compile(net) for net in nets)
 
 
 def setup_training(data, args):
     """Networks, their optimizers and the batch sampler for `data`, already on its device."""
     device = data.images.device
-    nets = tuple(net.to(device) for net in build_models(data.image_shape, args.style_dim, args.class_dim))
-    step_nets = tuple(torch.compile(net) for net in nets) if args.compile else nets
+    nets = tuple(net.to(device) for net in build_models(data.image_shape, args.style_dim, args.class_dim,
+                                                        discriminator=args.discriminator,
+                                                        num_classes=data.num_classes))
+    step_nets = compiled(nets, str(device)) if args.compile else nets
     sampler = torch.Generator(device).manual_seed(args.seed)
     return Training(nets, step_nets, make_optimizers(*nets, args), class_index(data.labels, data.num_classes),
                     sampler, new_stream(len(data.labels), sampler))
@@ -485,12 +337,14 @@ def write_config(args, data):
 
 
 class RunLog:
-    """log.csv and TensorBoard. Rows stay on the device until written, every --log-every, so
-    training reads one tensor from the device per write, not one per iteration. With run_dir None
-    (every process but the first under torchrun) it writes nothing."""
+    """log.csv and TensorBoard. Rows stay on the device until read, every --log-every iterations and
+    at the end of an epoch: training reads one tensor from the device per read, not one per
+    iteration. With run_dir None (every process but the first under torchrun) it keeps and reads
+    the rows, so every process sees the same non-finite losses, but writes nothing."""
 
-    def __init__(self, run_dir, resume_step):
-        self.pending = []  # (epoch, iteration, step, row tensor)
+    def __init__(self, run_dir, columns, resume_step):
+        self.columns = columns
+        self.pending = []  # (epoch, iteration, step, row, skips per optimizer, batch indices), on the device
         self.handle = self.tensorboard = None
         if run_dir is None:
             return
@@ -500,27 +354,36 @@ class RunLog:
             with open(self.path, newline="") as handle:
                 kept = [row for row in csv.DictReader(handle) if int(row["step"]) <= resume_step]
         self.handle = open(self.path, "w", newline="")
-        self.csv = csv.DictWriter(self.handle, fieldnames=["epoch", "iteration", "step"] + LOG_COLUMNS)
+        self.csv = csv.DictWriter(self.handle, fieldnames=["epoch", "iteration", "step"] + columns)
         self.csv.writeheader()
         self.csv.writerows(kept)
         self.tensorboard = open_tensorboard(run_dir, resume_step)
 
-    def append(self, epoch, iteration, step, row):
-        if self.handle:
-            self.pending.append((epoch, iteration, step, row))
+    def append(self, epoch, iteration, step, row, skips, indices):
+        self.pending.append((epoch, iteration, step, row, skips, indices))
 
-    def write(self):
-        """Write the pending rows; returns the last one as a dict (None when there was none)."""
+    def read(self):
+        """Write the pending rows and forget them; returns them as dicts, each with its iteration's
+        "skips" (per optimizer) and "indices" (still on the device)."""
         if not self.pending:
-            return None
-        values = torch.stack([row for *_, row in self.pending]).tolist()  # the one host sync per write
-        for (epoch, iteration, step, _), row in zip(self.pending, values):
-            self.csv.writerow({"epoch": epoch, "iteration": iteration, "step": step, **dict(zip(LOG_COLUMNS, row))})
-            for name, value in zip(LOG_COLUMNS, row):
-                group = "losses" if name in ("reconstruction", "kl", "generator", "discriminator") else "charts"
-                self.add_scalar(f"{group}/{name}", value, step)
+            return []
+        values = torch.cat([torch.stack([row for *_, row, _, _ in self.pending]),
+                            torch.stack([skips for *_, skips, _ in self.pending])], 1).tolist()  # the one sync
+        rows = []
+        for (epoch, iteration, step, *_, indices), numbers in zip(self.pending, values):
+            row = {"epoch": epoch, "iteration": iteration, "step": step, **dict(zip(self.columns, numbers))}
+            self.write(row)
+            rows.append({**row, "skips": numbers[len(self.columns):], "indices": indices})
         self.pending.clear()
-        return dict(zip(LOG_COLUMNS, values[-1]))
+        return rows
+
+    def write(self, row):
+        if not self.handle:
+            return
+        self.csv.writerow(row)
+        for name in self.columns:
+            group = "charts" if name in ("disc_accuracy", "disc_stepped", "skipped_updates") else "losses"
+            self.add_scalar(f"{group}/{name}", row[name], row["step"])
 
     def add_scalar(self, name, value, step):
         if self.tensorboard:
@@ -590,58 +453,111 @@ def stop_requests():
     return requests
 
 
-def report_non_finite(error, step, epoch, iteration, indices, args):
-    """Write the (global) batch of a non-finite loss next to the run and stop with a one-line error."""
+def stop_at_non_finite(rows, optimizers, args):
+    """Under --nan-policy stop: the first row whose iteration skipped an update for a non-finite loss
+    stops the run with a one-line error naming the step and the loss, its batch written next to
+    the run. The update itself never landed: it was skipped on the device."""
+    bad = next((row for row in rows if any(row["skips"])), None)
+    if bad is None or args.nan_policy != "stop":
+        return
+    loss = next(name for name, count in zip(optimizers, bad["skips"]) if count)
+    step = bad["step"] - 1  # iterations done before it
     bad_batch = os.path.join(args.out, f"nonfinite_step{step}.json")
     if rank_and_world()[0] == 0:
         with open(bad_batch, "w") as handle:
-            json.dump({"step": step, "loss": str(error), "batch_indices": indices.tolist()}, handle)
-    raise CLIError(f"non-finite {error} loss at step {step} (epoch {epoch + 1}, iteration {iteration}); "
+            json.dump({"step": step, "loss": loss, "batch_indices": bad["indices"].tolist()}, handle)
+    raise CLIError(f"non-finite {loss} loss at step {step} (epoch {bad['epoch'] + 1}, iteration {bad['iteration']}); "
                    f"stopped, the last good checkpoint is kept; batch indices in {bad_batch}; "
-                   f"--nan-policy skip skips such updates instead") from None
+                   f"--nan-policy skip skips such updates instead")
 
 
-def train_epoch(epoch, iterations, step, data, training, log, stop, args):
+def read_log(log, training, progress, args):
+    """The one host read of the iterations since the last: write the log, update the progress bar,
+    stop at a non-finite loss (--nan-policy stop)."""
+    rows = log.read()
+    stop_at_non_finite(rows, list(training.optimizers), args)
+    if rows:
+        progress.set_postfix({name: f"{rows[-1][name]:.4g}" for name in ("reconstruction", "generator",
+                                                                          "discriminator", "disc_accuracy")})
+
+
+class CudaGraphIteration:
+    """The iteration's network work (every step and update) captured once as a CUDA graph and then
+    replayed: one launch instead of hundreds. Each iteration's batches, drawn eagerly, are copied
+    into the graph's static inputs in one operation. The first iterations run eagerly on a side
+    stream, as CUDA graphs require, so that cuDNN picks its algorithms and Adam creates its state."""
+    EAGER_ITERATIONS = 3
+
+    def __init__(self, iterate):
+        self.iterate, self.eager_done, self.graph = iterate, 0, None
+
+    def __call__(self, batches):
+        if self.eager_done < self.EAGER_ITERATIONS:
+            self.eager_done += 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                outputs = self.iterate(batches)
+            torch.cuda.current_stream().wait_stream(side)
+            return outputs
+        if self.graph is None:
+            self.inputs = map_tensors(torch.clone, batches)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):  # records, runs nothing: the replay below runs it
+                self.outputs = self.iterate(self.inputs)
+        torch._foreach_copy_(tensors_of(self.inputs), tensors_of(batches))
+        self.graph.replay()
+        return tuple(output.clone() for output in self.outputs)  # the next replay overwrites them
+
+
+def iteration_runner(training, args):
+    """batches -> (log row, skipped updates per optimizer): the objective's iteration on this
+    process's share of the batches, eager or replayed as a CUDA graph (--cuda-graphs)."""
+    iterate = OBJECTIVES[args.discriminator].iterate
+    rank, world = rank_and_world()
+
+    def eager(batches):
+        return iterate(training.step_nets, training.optimizers, local_part(batches, rank, world), args)
+    return CudaGraphIteration(eager) if args.cuda_graphs else eager
+
+
+def train_epoch(epoch, iterations, step, data, training, run_iteration, log, stop, args):
     """Train `iterations` (a range of iteration numbers within `epoch`), or until a stop is requested.
 
-    Returns the sum of the iterations' log rows and the step reached.
+    Returns the sum of the iterations' log rows and the step reached. Nothing in an iteration
+    waits for the device; the host reads the log every --log-every iterations and at the end.
     """
-    rank, world = rank_and_world()
-    epoch_sum = torch.zeros(len(LOG_COLUMNS), device=data.images.device)
+    columns = OBJECTIVES[args.discriminator].columns
+    epoch_sum = torch.zeros(len(columns), device=data.images.device)
     progress = tqdm(iterations, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, dynamic_ncols=True,
-                    disable=None if rank == 0 else True)
+                    disable=None if rank_and_world()[0] == 0 else True)
     for iteration in progress:
-        batches = draw_iteration(data, training.stream, training.index, training.sampler, args)
-        try:
-            row = train_iteration(training.step_nets, training.optimizers, local_part(batches, rank, world), args)
-        except NonFiniteLoss as error:
-            log.write()
-            report_non_finite(error, step, epoch, iteration, batches.indices, args)
+        batches = OBJECTIVES[args.discriminator].draw(data, training.stream, training.index, training.sampler, args)
+        row, skips = run_iteration(batches)
         step += 1
         epoch_sum += row
-        log.append(epoch, iteration, step, row)
-        if step % args.log_every == 0 and rank == 0:
-            show_progress(progress, log.write())
-        signalled = largest_over_processes(stop[0] if stop else 0)  # every process stops at the same step
-        if signalled:
-            stop[:] = [signal.Signals(int(signalled))]  # and exits as the signalled one does
-            break
+        log.append(epoch, iteration, step, row, skips, batches.indices)
+        read_now = step % args.log_every == 0
+        if read_now:
+            read_log(log, training, progress, args)
+        if read_now or not dist.is_initialized():  # under torchrun, agreeing on a stop is a sync: at reads only
+            signalled = largest_over_processes(stop[0] if stop else 0)  # every process stops at the same step
+            if signalled:
+                stop[:] = [signal.Signals(int(signalled))]  # and exits as the signalled one does
+                break
     progress.close()
-    log.write()
+    read_log(log, training, progress, args)
     return epoch_sum, step
-
-
-def show_progress(progress, latest):
-    progress.set_postfix(rec=f"{latest['reconstruction']:.4f}", gen=f"{latest['generator']:.3f}",
-                         disc=f"{latest['discriminator']:.3f}", acc=f"{latest['disc_accuracy']:.2f}")
 
 
 def end_epoch(epoch, epoch_sum, done, seconds, step, training, grid_images, log, args):
     """Print the epoch's mean losses, draw the swap grid of fixed test images."""
-    mean = dict(zip(LOG_COLUMNS, (epoch_sum / done).tolist()))
-    print(f"epoch {epoch + 1}/{args.epochs} step {step}: reconstruction {mean['reconstruction']:.4f} "
+    mean = dict(zip(OBJECTIVES[args.discriminator].columns, (epoch_sum / done).tolist()))
+    stepped = f" (stepped {mean['disc_stepped']:.0%})" if "disc_stepped" in mean else ""
+    swap = f" swap {mean['swap_reconstruction']:.4f}" if "swap_reconstruction" in mean else ""
+    print(f"epoch {epoch + 1}/{args.epochs} step {step}: reconstruction {mean['reconstruction']:.4f}{swap} "
           f"kl {mean['kl']:.4f} generator {mean['generator']:.3f} discriminator {mean['discriminator']:.3f} "
-          f"disc accuracy {mean['disc_accuracy']:.3f} (stepped {mean['disc_stepped']:.0%}) | "
+          f"disc accuracy {mean['disc_accuracy']:.3f}{stepped} | "
           f"{seconds:.1f} s, {seconds / done:.3f} s/iteration", flush=True)
     grid = swap_grid(training.nets[0], training.nets[1], *grid_images)
     save_image(grid, os.path.join(args.out, "swap_grid.png"))
@@ -666,7 +582,8 @@ def main(argv=None):
     if writer:
         prepare_run_folder(args)  # only once data and checkpoint are in: a failed start leaves nothing behind
         config = write_config(args, data)
-    log = RunLog(args.out if writer else None, step if resume else None)
+    log = RunLog(args.out if writer else None, OBJECTIVES[args.discriminator].columns, step if resume else None)
+    run_iteration = iteration_runner(training, args)
     report(f"{per_epoch} iterations per epoch of batch {args.batch_size}, {total_iterations} in all; device "
            f"{device}; run folder {args.out}" + (f"; resuming from step {step} of {args.resume}" if resume else ""))
     stop = stop_requests()
@@ -681,7 +598,7 @@ def main(argv=None):
             epoch, first = divmod(step, per_epoch)
             epoch_start, epoch_first_step = time.time(), step
             iterations = range(first, min(per_epoch, first + total_iterations - step))
-            epoch_sum, step = train_epoch(epoch, iterations, step, data, training, log, stop, args)
+            epoch_sum, step = train_epoch(epoch, iterations, step, data, training, run_iteration, log, stop, args)
             if stop:
                 save(epoch)
                 launcher = "torchrun ... train.py" if dist.is_initialized() else "python train.py"

@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+import objective
 import train
 from conftest import run_script
 from networks import build_models
@@ -36,11 +37,13 @@ def losses_of_a_few_iterations(mnist_root, extra):
     data = train.load_dataset(args, "train")
     torch.manual_seed(0)
     training = train.setup_training(data, args)
+    run_iteration = train.iteration_runner(training, args)
     rows = []
     for _ in range(3):
         torch.manual_seed(len(rows))  # the same reparameterization noise with and without the flag
-        batches = train.draw_iteration(data, training.stream, training.index, training.sampler, args)
-        rows.append(train.train_iteration(training.step_nets, training.optimizers, batches, args))
+        batches = objective.OBJECTIVES[args.discriminator].draw(data, training.stream, training.index,
+                                                                training.sampler, args)
+        rows.append(run_iteration(batches)[0])
     return torch.stack(rows)
 
 

@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 
+import objective
 import train
 from conftest import ROOT
 from networks import build_models
@@ -35,7 +36,7 @@ def torchrun(*args, processes=2, restarts=0, wait=True):
 
 def log_rows(run):
     with open(os.path.join(run, "log.csv"), newline="") as handle:
-        return [[float(row[name]) for name in train.LOG_COLUMNS] for row in csv.DictReader(handle)]
+        return [[float(row[name]) for name in objective.PAIR_COLUMNS] for row in csv.DictReader(handle)]
 
 
 def weights(run):
@@ -89,14 +90,14 @@ def test_two_processes_train_as_one(three_iterations):
 WORKER = """
 import sys, torch
 sys.path[:0] = [{root!r}, {tests!r}]
-import train
+import objective
 from networks import build_models
 from test_distributed import one_iteration, run_steps, gate_decisions
 from utils import join_process_group, rank_and_world
 join_process_group("cpu")
 rank, world = rank_and_world()
-results = {{"steps": run_steps(train.local_part(one_iteration(), rank, world)),
-           "gates": gate_decisions(train.local_part(one_iteration({gate_seed}), rank, world))}}
+results = {{"steps": run_steps(objective.local_part(one_iteration(), rank, world)),
+           "gates": gate_decisions(objective.local_part(one_iteration({gate_seed}), rank, world))}}
 torch.save(results, {out!r} + f"/rank{{rank}}.pt")
 """
 
@@ -104,9 +105,9 @@ torch.save(results, {out!r} + f"/rank{{rank}}.pt")
 def one_iteration(seed=1):
     """A fixed global iteration of batch 4 (test_objective's tiny tensors)."""
     x = [images(seed + k) for k in range(7)]
-    return train.Iteration(torch.zeros(1), train.AutoencoderBatch(x[0], x[1], normal(seed)),
-                           [train.GeneratorBatch(x[2], x[3], normal(seed + 1), normal(seed + 2))],
-                           [train.DiscriminatorBatch(x[4], x[5], x[6])])
+    return objective.PairIteration(torch.zeros(1), objective.AutoencoderBatch(x[0], x[1], normal(seed)),
+                           [objective.GeneratorBatch(x[2], x[3], normal(seed + 1), normal(seed + 2))],
+                           [objective.DiscriminatorBatch(x[4], x[5], x[6])])
 
 
 def seed_where_halves_disagree():
@@ -114,7 +115,7 @@ def seed_where_halves_disagree():
     its two halves: the two processes' own accuracies (instance norm is per image)."""
     for seed in range(1, 500):
         batch = one_iteration(seed).discriminator[0]
-        halves = [train.discriminator_loss(*fresh_nets(), train.DiscriminatorBatch(*(x[rows] for x in batch)),
+        halves = [objective.discriminator_loss(*fresh_nets(), objective.DiscriminatorBatch(*(x[rows] for x in batch)),
                                            step_args())[1] for rows in (slice(0, 2), slice(2, 4))]
         if halves[0] != halves[1]:
             return seed
@@ -128,9 +129,9 @@ def fresh_nets():
 def run_steps(iteration):
     """Each step's gradients (as its optimizer sees them) and logged values, on fresh nets."""
     results = {}
-    for name, step, batch in [("autoencoder", train.autoencoder_step, iteration.autoencoder),
-                              ("generator", train.generator_step, iteration.generator[0]),
-                              ("discriminator", train.discriminator_step, iteration.discriminator[0])]:
+    for name, step, batch in [("autoencoder", objective.autoencoder_step, iteration.autoencoder),
+                              ("generator", objective.generator_step, iteration.generator[0]),
+                              ("discriminator", objective.discriminator_step, iteration.discriminator[0])]:
         nets = fresh_nets()
         params = nets[2].parameters() if name == "discriminator" else [*nets[0].parameters(), *nets[1].parameters()]
         recorder = GradientRecorder(params)
@@ -143,12 +144,12 @@ def gate_decisions(iteration):
     """This process's own accuracy, and for gates just above and below the mean accuracy of all
     processes: whether the step was taken and the discriminator's weights after it."""
     batch = iteration.discriminator[0]
-    _, own_accuracy = train.discriminator_loss(*fresh_nets(), batch, step_args())
+    _, own_accuracy = objective.discriminator_loss(*fresh_nets(), batch, step_args())
     decisions = {}
     for side, offset in [("above", 1 / 16), ("below", -1 / 16)]:
         nets = fresh_nets()
-        mean = float(train.global_mean(own_accuracy)[0])
-        logged = train.discriminator_step(nets, torch.optim.Adam(nets[2].parameters()), batch,
+        mean = float(objective.global_mean(own_accuracy)[0])
+        logged = objective.discriminator_step(nets, torch.optim.Adam(nets[2].parameters(), fused=True), batch,
                                           step_args(disc_gate=mean + offset))
         decisions[side] = {"gate": mean + offset, "stepped": logged["disc_stepped"],
                            "weights": [p.detach().clone() for p in nets[2].parameters()]}

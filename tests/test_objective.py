@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import objective
 import train
 from conftest import make_mnist, run_script
 from networks import build_models
@@ -54,6 +55,7 @@ class GradientRecorder:
 
     def step(self):
         self.grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in self.params]
+        self.skipped = bool(self.found_inf)  # the flag objective.update sets for fused Adam
 
 
 def by_hand_gradients(loss, params):
@@ -95,8 +97,8 @@ def autoencoder_by_hand(encoder, decoder, batch):
 def test_autoencoder_loss_and_gradient_match_the_by_hand_objective(nets):
     encoder, decoder, _ = nets
     args = step_args()
-    batch = train.AutoencoderBatch(images(1), images(2), normal(3))
-    reconstruction, kl = train.autoencoder_losses(encoder, decoder, batch, args)
+    batch = objective.AutoencoderBatch(images(1), images(2), normal(3))
+    reconstruction, kl = objective.autoencoder_losses(encoder, decoder, batch, args)
     expected_reconstruction, expected_kl = autoencoder_by_hand(encoder, decoder, batch)
     torch.testing.assert_close(reconstruction, expected_reconstruction)
     torch.testing.assert_close(kl, expected_kl)
@@ -104,7 +106,7 @@ def test_autoencoder_loss_and_gradient_match_the_by_hand_objective(nets):
 
     params = list(encoder.parameters()) + list(decoder.parameters())
     recorder = GradientRecorder(params)
-    logged = train.autoencoder_step(nets, recorder, batch, args)
+    logged = objective.autoencoder_step(nets, recorder, batch, args)
     assert_all_close(recorder.grads, by_hand_gradients(expected_reconstruction + KL_WEIGHT * expected_kl, params))
     assert logged["reconstruction"] == reconstruction and logged["kl"] == kl and logged["skipped_updates"] == 0
 
@@ -126,15 +128,15 @@ def generator_by_hand(encoder, decoder, discriminator, batch):
 def test_generator_loss_and_gradient_match_the_by_hand_objective(nets):
     encoder, decoder, discriminator = nets
     args = step_args()
-    batch = train.GeneratorBatch(images(1), images(2), normal(3), normal(4))
-    adversarial, kl = train.generator_losses(encoder, decoder, discriminator, batch, args)
+    batch = objective.GeneratorBatch(images(1), images(2), normal(3), normal(4))
+    adversarial, kl = objective.generator_losses(encoder, decoder, discriminator, batch, args)
     expected_adversarial, expected_kl = generator_by_hand(encoder, decoder, discriminator, batch)
     torch.testing.assert_close(adversarial, expected_adversarial)
     torch.testing.assert_close(kl, expected_kl)
 
     params = list(encoder.parameters()) + list(decoder.parameters())
     recorder = GradientRecorder(params)
-    logged = train.generator_step(nets, recorder, batch, args)
+    logged = objective.generator_step(nets, recorder, batch, args)
     assert_all_close(recorder.grads, by_hand_gradients(expected_adversarial + KL_WEIGHT * expected_kl, params))
     assert logged["generator"] == adversarial
     # the discriminator takes no part in the update and is trainable again afterwards
@@ -144,8 +146,8 @@ def test_generator_loss_and_gradient_match_the_by_hand_objective(nets):
 def test_generator_step_makes_the_fakes_look_more_same(nets):
     encoder, decoder, discriminator = nets
     args = step_args(kl_weight=0.0)
-    batch = train.GeneratorBatch(images(1), images(2), normal(3), normal(4))
-    optimizer = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3)
+    batch = objective.GeneratorBatch(images(1), images(2), normal(3), normal(4))
+    optimizer = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3, fused=True)
 
     def same_logit_margin():
         with torch.no_grad():
@@ -156,7 +158,7 @@ def test_generator_step_makes_the_fakes_look_more_same(nets):
             return (logits[:, 1] - logits[:, 0]).mean()
     before = same_logit_margin()
     for _ in range(5):
-        train.generator_step(nets, optimizer, batch, args)
+        objective.generator_step(nets, optimizer, batch, args)
     assert same_logit_margin() > before + 0.05
 
 
@@ -176,21 +178,21 @@ def discriminator_by_hand(encoder, decoder, discriminator, batch):
 
 
 def discriminator_batch():
-    return train.DiscriminatorBatch(images(1), images(2), images(3))
+    return objective.DiscriminatorBatch(images(1), images(2), images(3))
 
 
 def test_discriminator_loss_and_gradient_match_the_by_hand_objective(nets):
     encoder, decoder, discriminator = nets
     args = step_args(disc_gate=1.0)
     batch = discriminator_batch()
-    loss, accuracy = train.discriminator_loss(encoder, decoder, discriminator, batch, args)
+    loss, accuracy = objective.discriminator_loss(encoder, decoder, discriminator, batch, args)
     expected_loss, expected_accuracy = discriminator_by_hand(encoder, decoder, discriminator, batch)
     torch.testing.assert_close(loss, expected_loss)
     assert accuracy == expected_accuracy
 
     recorder = GradientRecorder(discriminator.parameters())
     coder = list(encoder.parameters()) + list(decoder.parameters())
-    logged = train.discriminator_step(nets, recorder, batch, args)
+    logged = objective.discriminator_step(nets, recorder, batch, args)
     assert_all_close(recorder.grads, by_hand_gradients(expected_loss, list(discriminator.parameters())))
     assert all(p.grad is None for p in coder)  # no backward through the encoder and decoder
     assert logged["disc_stepped"] == 1 and logged["disc_accuracy"] == accuracy
@@ -199,10 +201,10 @@ def test_discriminator_loss_and_gradient_match_the_by_hand_objective(nets):
 def test_discriminator_step_raises_its_accuracy(nets):
     args = step_args(disc_gate=1.0)
     batch = discriminator_batch()
-    optimizer = torch.optim.Adam(nets[2].parameters(), lr=1e-3)
-    first = train.discriminator_step(nets, optimizer, batch, args)
+    optimizer = torch.optim.Adam(nets[2].parameters(), lr=1e-3, fused=True)
+    first = objective.discriminator_step(nets, optimizer, batch, args)
     for _ in range(10):
-        last = train.discriminator_step(nets, optimizer, batch, args)
+        last = objective.discriminator_step(nets, optimizer, batch, args)
     assert last["discriminator"] < first["discriminator"] - 0.1 and last["disc_accuracy"] > first["disc_accuracy"]
 
 
@@ -210,12 +212,12 @@ def test_discriminator_step_raises_its_accuracy(nets):
 def test_the_gate_steps_only_below_it(nets, gate_above_accuracy):
     encoder, decoder, discriminator = nets
     batch = discriminator_batch()
-    _, accuracy = train.discriminator_loss(encoder, decoder, discriminator, batch, step_args())
+    _, accuracy = objective.discriminator_loss(encoder, decoder, discriminator, batch, step_args())
     assert 0 < accuracy < 1
     # just above the accuracy: the gate is open; at the accuracy itself: closed
     gate = (accuracy + 0.01).item() if gate_above_accuracy else accuracy.item()
     before = [p.detach().clone() for p in discriminator.parameters()]
-    logged = train.discriminator_step(nets, torch.optim.Adam(discriminator.parameters()), batch,
+    logged = objective.discriminator_step(nets, torch.optim.Adam(discriminator.parameters(), fused=True), batch,
                                       step_args(disc_gate=gate))
     moved = any(not torch.equal(b, p) for b, p in zip(before, discriminator.parameters()))
     assert moved == gate_above_accuracy and logged["disc_stepped"] == float(gate_above_accuracy)
@@ -224,13 +226,175 @@ def test_the_gate_steps_only_below_it(nets, gate_above_accuracy):
 
 def test_no_reparam_uses_the_mean_and_no_kl(nets):
     encoder, decoder, _ = nets
-    batch = train.AutoencoderBatch(images(1), images(2), None)
-    reconstruction, kl = train.autoencoder_losses(encoder, decoder, batch, step_args(no_reparam=True))
+    batch = objective.AutoencoderBatch(images(1), images(2), None)
+    reconstruction, kl = objective.autoencoder_losses(encoder, decoder, batch, step_args(no_reparam=True))
     mu, _, s1 = encoder(batch.images)
     _, _, s_partner = encoder(batch.partners)
     torch.testing.assert_close(reconstruction, F.mse_loss(decoder(mu, s1), batch.images)
                                + F.mse_loss(decoder(mu, s_partner), batch.images))
     assert kl == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# class (the authors' objective): one generator step with every term, then one discriminator step
+# on that step's fakes. The by-hand versions encode each group apart and write the authors'
+# weights as numbers: 0.5 reconstruction, 1 swap, 0.01 adversarial with real target 0.95, and
+# 0.1 * 6 / (C*H*W) times KL averaged over images.
+
+NUM_CLASSES = 10
+
+
+def class_args(**overrides):
+    args, _ = train.parse_args(["--discriminator", "class", "--style-dim", str(STYLE), "--class-dim", str(CLASS),
+                                "--batch-size", str(B), "--device", "cpu"])
+    for name, value in overrides.items():
+        setattr(args, name, value)
+    return args
+
+
+@pytest.fixture
+def class_nets():
+    torch.manual_seed(0)
+    return build_models((1, 28, 28), STYLE, CLASS, discriminator="class", num_classes=NUM_CLASSES)
+
+
+def labels(seed):
+    return torch.randint(NUM_CLASSES, (B,), generator=torch.Generator().manual_seed(seed))
+
+
+def class_batch():
+    noise = torch.randn(B, 7, STYLE, generator=torch.Generator().manual_seed(9))
+    return objective.ClassBatch(images(1), images(2), images(3), labels(4), labels(5), noise)
+
+
+def class_generator_by_hand(encoder, decoder, discriminator, batch):
+    groups = [batch.images, batch.partners, batch.others]
+    codes = [encoder(x) for x in groups]
+
+    def z(group, draw):  # the z of `group`, sampled with the draw-th of the 7 noise draws of a row
+        mu, logvar, _ = codes[group]
+        return mu + (0.5 * logvar).exp() * batch.noise[:, draw]
+    s = [code[2] for code in codes]
+    reconstruction = sum(F.mse_loss(decoder(z(k, k), s[k]), groups[k]) for k in range(3)) / 3
+    swap = (F.mse_loss(decoder(z(0, 3), s[1]), groups[0]) + F.mse_loss(decoder(z(1, 4), s[0]), groups[1])) / 2
+    fakes = torch.cat([decoder(z(2, 5), s[1]), decoder(z(1, 6), s[2])])  # shown with y2 and y3
+    torch.manual_seed(7)  # the same dropout mask as the implementation's call
+    judged = torch.sigmoid(discriminator(fakes, torch.cat([batch.labels, batch.other_labels])))
+    adversarial = F.binary_cross_entropy(judged, torch.full_like(judged, 0.95))
+    mu = torch.cat([code[0] for code in codes])
+    logvar = torch.cat([code[1] for code in codes])
+    kl = (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).sum() / (3 * B) / (28 * 28)  # per image, per pixel
+    return reconstruction, swap, adversarial, kl, fakes
+
+
+def test_class_generator_losses_and_gradient_match_the_authors_objective(class_nets):
+    encoder, decoder, discriminator = class_nets
+    batch = class_batch()
+    torch.manual_seed(7)
+    reconstruction, swap, adversarial, kl, fakes = objective.class_generator_losses(*class_nets, batch, class_args())
+    expected = class_generator_by_hand(encoder, decoder, discriminator, batch)
+    for got, want in zip((reconstruction, swap, adversarial, kl, fakes), expected):
+        torch.testing.assert_close(got, want)
+    assert not fakes.requires_grad  # the discriminator's step gets them detached
+
+    params = list(encoder.parameters()) + list(decoder.parameters())
+    by_hand = (0.5 * expected[0] + 1 * expected[1] + 0.01 * expected[2]
+               + 0.1 * 6 * expected[3])  # the authors' KL: 0.1 * 6 / (C*H*W) * KL averaged over images
+    recorder = GradientRecorder(params)
+    optimizers = {"generator": recorder, "discriminator": GradientRecorder(discriminator.parameters())}
+    torch.manual_seed(7)
+    row, skips = objective.class_iteration(class_nets, optimizers, objective.ClassIteration(None, batch),
+                                           class_args())
+    assert_all_close(recorder.grads, by_hand_gradients(by_hand, params))
+    logged = dict(zip(objective.CLASS_COLUMNS, row.tolist()))
+    assert logged["reconstruction"] == pytest.approx(expected[0].item(), rel=1e-5)
+    assert logged["swap_reconstruction"] == pytest.approx(expected[1].item(), rel=1e-5)
+    assert logged["generator"] == pytest.approx(expected[2].item(), rel=1e-5)
+    assert skips.tolist() == [0, 0] and not recorder.skipped
+
+
+def class_discriminator_by_hand(discriminator, batch, fakes):
+    labels = torch.cat([batch.labels, batch.other_labels])
+    torch.manual_seed(8)
+    real = torch.sigmoid(discriminator(torch.cat([batch.partners, batch.others]), labels))  # x2 with y2, x3 with y3
+    fake = torch.sigmoid(discriminator(fakes, labels))
+    loss = (F.binary_cross_entropy(real, torch.full_like(real, 0.95))
+            + F.binary_cross_entropy(fake, torch.zeros_like(fake)))
+    return loss, torch.cat([real > 0.5, fake < 0.5]).float().mean()
+
+
+def test_class_discriminator_loss_and_gradient_match_the_authors_objective(class_nets):
+    discriminator = class_nets[2]
+    batch, fakes = class_batch(), images(6).repeat(2, 1, 1, 1)
+    torch.manual_seed(8)
+    loss, accuracy = objective.class_discriminator_loss(discriminator, batch, fakes, class_args())
+    expected_loss, expected_accuracy = class_discriminator_by_hand(discriminator, batch, fakes)
+    torch.testing.assert_close(loss, expected_loss)
+    assert accuracy == expected_accuracy
+    params = list(discriminator.parameters())
+    torch.manual_seed(8)
+    loss.backward()
+    got = [p.grad.clone() for p in params]
+    assert_all_close(got, by_hand_gradients(class_discriminator_by_hand(discriminator, batch, fakes)[0], params))
+
+
+def test_the_real_target_is_the_authors_095_and_a_flag(class_nets):
+    assert class_args().real_target == 0.95
+    discriminator = class_nets[2].eval()  # no dropout: the same logits every call
+    batch, fakes = class_batch(), images(6).repeat(2, 1, 1, 1)
+    real = discriminator(torch.cat([batch.partners, batch.others]), torch.cat([batch.labels, batch.other_labels]))
+    losses = {target: objective.class_discriminator_loss(discriminator, batch, fakes, class_args(real_target=target))[0]
+              for target in (0.95, 1.0)}
+    # the difference is the real half's BCE difference: (1 - 0.95) * mean(log sigmoid(r) - log(1 - sigmoid(r)))
+    torch.testing.assert_close(losses[0.95] - losses[1.0], 0.05 * real.mean())
+
+
+def test_the_class_table_conditions_the_discriminator(class_nets):
+    discriminator = class_nets[2].eval()
+    x = images(1)
+    own, other = labels(4), (labels(4) + 1) % NUM_CLASSES
+    assert (discriminator(x, own) - discriminator(x, other)).abs().min() > 1e-4  # every row reads its label
+    discriminator(x, own).sum().backward()
+    for table in discriminator.tables:  # the tables learn, and only the rows of the labels shown
+        touched = table.weight.grad.abs().sum(1) > 0
+        assert torch.equal(touched, torch.isin(torch.arange(NUM_CLASSES), own))
+
+
+def test_the_class_discriminator_has_the_authors_layers():
+    discriminator = build_models((1, 28, 28), 16, 16, discriminator="class", num_classes=10)[2]
+    assert [table.weight.shape[1] for table in discriminator.tables] == [256, 512, 1024]
+    maps = []
+    for level, stage in enumerate([discriminator.to_half, discriminator.to_quarter, discriminator.to_eighth]):
+        stage.register_forward_hook(lambda module, inputs, output: maps.append(output.shape[1:]))
+    discriminator.eval()(torch.rand(2, 1, 28, 28), torch.tensor([0, 1]))
+    assert maps == [(16, 16, 16), (32, 8, 8), (64, 4, 4)]  # MNIST padded to 32: tables added at 16, 8, 4 pixels
+    assert isinstance(discriminator.output[-2], torch.nn.Dropout) and discriminator.output[-2].p == 0.5
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in discriminator.modules()) == 7
+
+
+def test_class_iteration_steps_each_network_once_on_the_fakes_made_before_the_update(class_nets, monkeypatch):
+    import copy
+    before = copy.deepcopy(class_nets)
+    batch = class_batch()
+    optimizers = {"generator": torch.optim.Adam([p for net in class_nets[:2] for p in net.parameters()], lr=0.1,
+                                                fused=True),
+                  "discriminator": torch.optim.Adam(class_nets[2].parameters(), lr=0.1, fused=True)}
+    seen = {}
+    real_loss = objective.class_discriminator_loss
+
+    def recording_loss(discriminator, batch, fakes, args):
+        seen["fakes"] = fakes
+        seen["coder_moved"] = not torch.equal(before[1].deconv[0].weight, class_nets[1].deconv[0].weight)
+        return real_loss(discriminator, batch, fakes, args)
+    monkeypatch.setattr(objective, "class_discriminator_loss", recording_loss)
+    torch.manual_seed(7)
+    objective.class_iteration(class_nets, optimizers, objective.ClassIteration(None, batch), class_args())
+    torch.manual_seed(7)
+    *_, fakes_before = objective.class_generator_losses(*before, batch, class_args())
+    assert seen["coder_moved"]  # the generator stepped first ...
+    torch.testing.assert_close(seen["fakes"], fakes_before)  # ... and the discriminator judged its earlier fakes
+    for optimizer in optimizers.values():  # one update each, no gate
+        assert all(state["step"] == 1 for state in optimizer.state.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +430,7 @@ def test_golden_first_iterations(golden_data, tmp_path, monkeypatch, name):
     run_script("train.py", "--data-root", golden_data, "--out", tmp_path, "--batch-size", 8, "--max-iterations", 3,
                "--log-every", 1, "--device", "cpu", *flags)
     with open(os.path.join(tmp_path, "log.csv"), newline="") as handle:
-        logged = torch.tensor([[float(row[name]) for name in train.LOG_COLUMNS] for row in csv.DictReader(handle)],
+        logged = torch.tensor([[float(row[name]) for name in objective.PAIR_COLUMNS] for row in csv.DictReader(handle)],
                               dtype=torch.float64)
     expected = torch.tensor(rows, dtype=torch.float64)
     torch.testing.assert_close(logged[:2], expected[:2], rtol=2e-5, atol=1e-7)

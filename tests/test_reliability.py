@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 
+import objective
 import train
 import utils
 from conftest import ROOT, run_script
@@ -156,13 +157,13 @@ def test_overwrite_replaces_and_says_so(mnist_root, tmp_path):
 def poison_kl(monkeypatch, bad_call):
     """Make the KL term NaN on its `bad_call`-th use (3 uses per iteration: AE + 2 generator steps)."""
     calls = []
-    real_kl = train.kl_divergence
+    real_kl = objective.kl_divergence
 
     def kl(*args):
         calls.append(1)
         value = real_kl(*args)
         return value * float("nan") if len(calls) == bad_call else value
-    monkeypatch.setattr(train, "kl_divergence", kl)
+    monkeypatch.setattr(objective, "kl_divergence", kl)
     monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own handlers
 
 

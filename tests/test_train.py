@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+import objective
 import train
 from conftest import REAL_DATA, run_script
 from data_loader import class_index, draw_indices, draw_partners, new_stream, random_shift
@@ -78,7 +79,7 @@ def test_draw_iteration_names_each_batch_by_its_role(mnist_root):
     args, _ = train.parse_args(["--data-root", mnist_root, "--batch-size", "4", "--discriminator-times", "2"])
     data = train.load_dataset(args, "train")
     training = train.setup_training(data, args)
-    batches = train.draw_iteration(data, training.stream, training.index, training.sampler, args)
+    batches = objective.draw_pair_iteration(data, training.stream, training.index, training.sampler, args)
     assert len(batches.generator) == 2 and len(batches.discriminator) == 2
 
     def label_of(images):  # each drawn image is a dataset image: find it by its pixels
@@ -96,34 +97,113 @@ def test_draw_iteration_names_each_batch_by_its_role(mnist_root):
     noises = [ae.noise] + [x for b in batches.generator for x in b[2:]]
     assert len({tuple(x.flatten().tolist()) for x in noises}) == len(noises)
     args.no_reparam = True
-    plain = train.draw_iteration(data, training.stream, training.index, training.sampler, args)
+    plain = objective.draw_pair_iteration(data, training.stream, training.index, training.sampler, args)
     assert plain.autoencoder.noise is None and plain.generator[0].noise is None
 
 
 def test_iteration_logs_means_over_steps_and_counts_skips_apart_from_the_gate(monkeypatch):
+    def logs(**values):
+        return {name: torch.tensor(value) for name, value in values.items()}
+
     def discriminator(loss, accuracy, stepped, skipped):
-        return {"discriminator": loss, "disc_accuracy": accuracy, "disc_stepped": stepped, "skipped_updates": skipped}
+        return logs(discriminator=loss, disc_accuracy=accuracy, disc_stepped=stepped, skipped_updates=skipped)
     discriminator_logs = iter([discriminator(1.0, 0.5, 1.0, 0.0), discriminator(3.0, 0.9, 0.0, 0.0),
                                discriminator(5.0, 0.7, 0.0, 1.0)])  # stepped, gate closed, non-finite
-    generator_logs = iter([{"generator": 2.0, "skipped_updates": 1.0}, {"generator": 4.0, "skipped_updates": 0.0}])
-    monkeypatch.setattr(train, "autoencoder_step",
-                        lambda *_: {"reconstruction": 0.25, "kl": 0.5, "skipped_updates": 0.0})
-    monkeypatch.setattr(train, "generator_step", lambda *_: next(generator_logs))
-    monkeypatch.setattr(train, "discriminator_step", lambda *_: next(discriminator_logs))
-    iteration = train.Iteration(torch.zeros(1), None, [None, None], [None, None, None])
+    generator_logs = iter([logs(generator=2.0, skipped_updates=1.0), logs(generator=4.0, skipped_updates=0.0)])
+    monkeypatch.setattr(objective, "autoencoder_step",
+                        lambda *_: logs(reconstruction=0.25, kl=0.5, skipped_updates=0.0))
+    monkeypatch.setattr(objective, "generator_step", lambda *_: next(generator_logs))
+    monkeypatch.setattr(objective, "discriminator_step", lambda *_: next(discriminator_logs))
+    iteration = objective.PairIteration(torch.zeros(1), None, [None, None], [None, None, None])
     optimizers = dict.fromkeys(["autoencoder", "generator", "discriminator"])
-    row = dict(zip(train.LOG_COLUMNS, train.train_iteration(None, optimizers, iteration, None).tolist()))
-    assert row == pytest.approx({"reconstruction": 0.25, "kl": 0.5, "generator": 3.0, "discriminator": 3.0,
-                                 "disc_accuracy": 0.7, "disc_stepped": 1 / 3, "skipped_updates": 2.0})
+    row, skips = objective.pair_iteration(None, optimizers, iteration, None)
+    assert dict(zip(objective.PAIR_COLUMNS, row.tolist())) == pytest.approx(
+        {"reconstruction": 0.25, "kl": 0.5, "generator": 3.0, "discriminator": 3.0, "disc_accuracy": 0.7,
+         "disc_stepped": 1 / 3, "skipped_updates": 2.0})
+    assert skips.tolist() == [0.0, 1.0, 1.0]  # per optimizer: autoencoder, generator, discriminator
+
+
+def test_draw_class_iteration_gives_three_groups_x2_of_x1s_class(mnist_root):
+    args, _ = train.parse_args(["--data-root", mnist_root, "--discriminator", "class", "--batch-size", "6"])
+    data = train.load_dataset(args, "train")
+    training = train.setup_training(data, args)
+    drawn = objective.draw_class_iteration(data, training.stream, training.index, training.sampler, args)
+    batch = drawn.batch
+    first, partners, others = drawn.indices
+    assert torch.equal(data.labels[partners], data.labels[first]) and (partners != first).all()
+    assert torch.equal(batch.labels, data.labels[first]) and torch.equal(batch.other_labels, data.labels[others])
+    for images, indices in [(batch.images, first), (batch.partners, partners), (batch.others, others)]:
+        assert torch.equal(images, data.images[indices].float() / 255)
+    assert len(set(first.tolist()) | set(others.tolist())) == 12  # x1 and x3 from one pass: all different
+    assert batch.noise.shape == (6, 7, 16) and len({tuple(row.tolist()) for row in batch.noise[0]}) == 7
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--discriminator", "class", "--disc-gate", "0.5"], "--disc-gate belongs to --discriminator pair"),
+    (["--discriminator", "class", "--generator-times", "3"], "--generator-times belongs to --discriminator pair"),
+    (["--swap-weight", "2"], "--swap-weight belongs to --discriminator class"),
+    (["--discriminator", "class", "--real-target", "1.5"], "--real-target must be in (0, 1]"),
+])
+def test_a_flag_of_the_other_discriminator_is_refused(argv, fragment, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(argv)
+    assert fragment in capsys.readouterr().err
+
+
+def test_each_discriminator_gets_its_own_defaults():
+    pair, _ = train.parse_args([])
+    authors, _ = train.parse_args(["--discriminator", "class"])
+    assert (pair.batch_size, pair.lr, pair.kl_weight, pair.disc_gate, pair.generator_times) == (64, 1e-4, 1.0, 0.8, 2)
+    assert pair.swap_weight is None and authors.disc_gate is None
+    assert (authors.batch_size, authors.lr, authors.kl_weight, authors.reconstruction_weight, authors.swap_weight,
+            authors.adversarial_weight, authors.real_target) == (16, 1e-2, 0.1, 0.5, 1.0, 0.01, 0.95)
+
+
+HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+
+@pytest.mark.parametrize("mode", ["pair", "class"])
+def test_an_iteration_never_reads_the_device(mnist_root, monkeypatch, mode):
+    # A read from the device (.item(), bool(), .tolist(), .cpu(), ...) is a host sync on a GPU and
+    # cannot be captured in a CUDA graph: drawing and training iterations must make none, even
+    # while the gate flips and a non-finite loss is skipped.
+    flags = ["--disc-gate", "0.5"] if mode == "pair" else []
+    args, _ = train.parse_args(["--data-root", mnist_root, "--discriminator", mode, "--batch-size", "8", *flags])
+    data = train.load_dataset(args, "train")
+    training = train.setup_training(data, args)
+    run_iteration = train.iteration_runner(training, args)
+    draw = objective.OBJECTIVES[mode].draw
+    outputs = []
+
+    def refuse(name):
+        def read(*_, **__):
+            raise AssertionError(f"Tensor.{name} read the device inside an iteration")
+        return read
+    with monkeypatch.context() as patch:
+        for name in HOST_READS:
+            patch.setattr(torch.Tensor, name, refuse(name))
+        for iteration in range(6):
+            batches = draw(data, training.stream, training.index, training.sampler, args)
+            if iteration == 2:  # a non-finite loss: skipped on the device
+                objective.tensors_of(batches)[1].fill_(float("nan"))
+            outputs.append(run_iteration(batches))
+    rows = torch.stack([row for row, _ in outputs])
+    skips = torch.stack([skip for _, skip in outputs])
+    columns = objective.OBJECTIVES[mode].columns
+    assert skips[2].sum() >= 1 and skips[[0, 1, 3, 4, 5]].sum() == 0
+    assert rows[:, columns.index("skipped_updates")].tolist() == skips.sum(1).tolist()
+    if mode == "pair":  # the gate opened and closed within these iterations
+        assert set(rows[:, columns.index("disc_stepped")].tolist()) == {0.0, 1.0}
+    assert all(torch.isfinite(p).all() for net in training.nets for p in net.parameters())
 
 
 def test_an_update_applies_its_own_loss_gradient_only():
     # two optimizers share the encoder and decoder: a gradient left over from the other one's
     # step must not leak into this one
     weight = torch.nn.Parameter(torch.zeros(2))
-    optimizer = torch.optim.SGD([weight], lr=1.0)
-    train.update(optimizer, (weight * torch.tensor([1.0, 2.0])).sum())
-    train.update(optimizer, (weight * torch.tensor([3.0, 0.0])).sum())
+    optimizer = torch.optim.SGD([weight], lr=1.0, fused=True)
+    objective.update(optimizer, (weight * torch.tensor([1.0, 2.0])).sum(), torch.tensor(True))
+    objective.update(optimizer, (weight * torch.tensor([3.0, 0.0])).sum(), torch.tensor(True))
     assert weight.tolist() == [-4.0, -2.0]
 
 
