@@ -44,7 +44,7 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from data_loader import Dataset, draw_indices, grid_sources, load_dataset, new_stream, split_per_class, to_float
-from networks import Classifier, build_models
+from networks import Classifier, ProbeGroup, build_models
 from utils import (CLIError, HelpFormatter, check_device, checked, checkpoint_path, first_line, load_checkpoint,
                    non_negative_int, positive_float, positive_int, resolve_device, run_cli, sample_style,
                    seed_everything, swap_grid)
@@ -245,8 +245,9 @@ def encode(encoder, images, desc):
     return {"mu": mu, "logvar": logvar, "s": s}
 
 
-def code_of(codes, name, indices):
-    """A probe's input for these images: z sampled afresh (mu + sigma * eps), z mean (mu), or s.
+def code_of(codes, name, indices, noise=None):
+    """A probe's input for these images: z sampled afresh (mu + sigma * eps, eps from the `noise`
+    generator, else torch's global one), z mean (mu), or s.
 
     codes["logvar"] is None for a --no-reparam model, whose z is mu: then z sampled = z mean.
     With --z-sample fixed, codes["z_fixed"] holds the one sample per image.
@@ -257,37 +258,38 @@ def code_of(codes, name, indices):
         return codes["z_fixed"][indices]
     if name == "z_sampled" and codes["logvar"] is not None:
         mu = codes["mu"][indices]
-        return sample_style(mu, codes["logvar"][indices], torch.randn_like(mu))
+        return sample_style(mu, codes["logvar"][indices], torch.randn(mu.shape, generator=noise, device=mu.device))
     return codes["mu"][indices]
 
 
-def fit(model, inputs, labels, iterations, lr, batch_size, seed, desc):
-    """Train a classifier with Adam; inputs(indices) gives the model's input for those items.
+def fit(model, inputs, labels, iterations, lr, batch_size, seed, desc, loss=F.cross_entropy):
+    """Train a classifier with Adam on loss(model(inputs(indices)), labels[indices]).
 
-    Batches come from endless reshuffled passes over the items, as in training.
+    Batches come from endless reshuffled passes over the items, as in training; nothing in a step
+    waits for the device.
     """
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     rng = torch.Generator(labels.device).manual_seed(seed)
     stream = new_stream(len(labels), rng)
     model.train()
     for _ in tqdm(range(iterations), desc=desc, leave=False, disable=None, mininterval=1):
         batch = draw_indices(stream, batch_size, rng)
-        loss = F.cross_entropy(model(inputs(batch)), labels[batch])
+        step_loss = loss(model(inputs(batch)), labels[batch])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        step_loss.backward()
         optimizer.step()
     return model.eval()
 
 
 @torch.no_grad()
 def accuracy(model, inputs, labels, batch_size=2048):
-    """Share of the items the model labels correctly, in eval mode."""
+    """Share of the items the model labels correctly, in eval mode; for a ProbeGroup, one share per probe."""
     model.eval()
     correct = 0
     for start in range(0, len(labels), batch_size):
         indices = torch.arange(start, min(start + batch_size, len(labels)), device=labels.device)
-        correct += (model(inputs(indices)).argmax(1) == labels[indices]).sum().item()
-    return correct / len(labels)
+        correct = correct + (model(inputs(indices)).argmax(-1) == labels[indices]).sum(-1)
+    return (correct.double() / len(labels)).tolist()
 
 
 def chance(train_labels, test_labels):
@@ -295,29 +297,58 @@ def chance(train_labels, test_labels):
     return (test_labels == torch.bincount(train_labels).argmax()).sum().item() / len(test_labels)
 
 
-def probe(train_codes, train_labels, eval_codes, eval_labels, name, args, desc):
-    """Train the published probe on one code (z_sampled, z_mean or s) -> {"train_acc", "<eval split>_acc"}."""
-    seed_everything(args.seed)  # init and z noise: each probe the same whatever ran before it
+def fit_probes(codes, labels, num_classes, args, desc):
+    """The published probe on each of the CODES, trained side by side as one ProbeGroup. Returns it
+    and probe_inputs(codes), its input for the images at some indices of those codes.
+
+    Each probe gets the numbers it would get trained alone, up to float rounding: it is
+    initialized after reseeding, as if alone; every probe sees the batches of the seeded order; and
+    z sampled draws its noise from the stream it would draw from alone, the global generator's
+    state right after its initialization.
+    """
+    device = labels.device
+    alone, noise = [], None
+    for name in CODES:
+        seed_everything(args.seed)  # init and z noise: each probe the same whatever ran before it
+        alone.append(Classifier(codes["s" if name == "s" else "mu"].shape[1], num_classes))
+        if name == "z_sampled":
+            noise = torch.Generator(device).set_state(torch.cuda.get_rng_state(device) if device.type == "cuda"
+                                                      else torch.get_rng_state())
+    group = ProbeGroup(alone).to(device)
+    width = group.layers[0].weight.shape[1]
+
+    def probe_inputs(source):  # (probes, batch, width): each probe's code, zero-padded to the widest
+        return lambda indices: torch.stack([F.pad(code_of(source, name, indices, noise),
+                                                  (0, width - source["s" if name == "s" else "mu"].shape[1]))
+                                            for name in CODES])
+
+    def summed_cross_entropy(logits, targets):  # the sum of the probes' mean losses: probe k's gradient is its own
+        return F.cross_entropy(logits.flatten(0, 1), targets.repeat(len(CODES))) * len(CODES)
+    fit(group, probe_inputs(codes), labels, args.probe_iterations, args.probe_lr, args.probe_batch_size, args.seed,
+        desc, loss=summed_cross_entropy)
+    return group, probe_inputs
+
+
+def train_probes(train_codes, train_labels, eval_codes, eval_labels, args, desc):
+    """Train the probes on the training split's codes -> {code: {"train_acc", "<eval split>_acc"}}."""
     num_classes = int(max(train_labels.max(), eval_labels.max())) + 1
-    model = Classifier(train_codes["s" if name == "s" else "mu"].shape[1], num_classes).to(train_labels.device)
-    fit(model, lambda i: code_of(train_codes, name, i), train_labels, args.probe_iterations, args.probe_lr,
-        args.probe_batch_size, args.seed, desc)
-    return {"train_acc": accuracy(model, lambda i: code_of(train_codes, name, i), train_labels),
-            f"{args.eval_split}_acc": accuracy(model, lambda i: code_of(eval_codes, name, i), eval_labels)}
+    group, probe_inputs = fit_probes(train_codes, train_labels, num_classes, args, desc)
+    scores = zip(accuracy(group, probe_inputs(train_codes), train_labels),
+                 accuracy(group, probe_inputs(eval_codes), eval_labels))
+    return {name: {"train_acc": train_acc, f"{args.eval_split}_acc": eval_acc}
+            for name, (train_acc, eval_acc) in zip(CODES, scores)}
 
 
 def run_probes(train_codes, eval_codes, probe_train, probe_eval, args):
     """The class from z sampled, z mean and s; then every style label from the same three codes."""
-    results = {name: probe(train_codes, probe_train.labels, eval_codes, probe_eval.labels, name, args,
-                           f"probe {name} -> class") for name in CODES}
+    results = train_probes(train_codes, probe_train.labels, eval_codes, probe_eval.labels, args, "probes -> class")
     results["style"] = {}
     for label in probe_train.style_labels:
         train_labels, eval_labels = probe_train.style_labels[label], probe_eval.style_labels[label]
         results["style"][label] = {
             "num_classes": int(max(train_labels.max(), eval_labels.max())) + 1,
             "chance": chance(train_labels, eval_labels),
-            **{name: probe(train_codes, train_labels, eval_codes, eval_labels, name, args, f"probe {name} -> {label}")
-               for name in CODES}}
+            **train_probes(train_codes, train_labels, eval_codes, eval_labels, args, f"probes -> {label}")}
     return results
 
 

@@ -216,6 +216,59 @@ class Classifier(nn.Module):
         return self.layers(codes)
 
 
+class ProbeGroup(nn.Module):
+    """Several Classifier probes as one batched model: inputs (P, B, in) -> logits (P, B, classes).
+
+    Each layer holds the probes' weights side by side: a Linear as one batched matrix product over
+    the probes (narrower inputs padded with zero weights, whose gradients stay 0), a BatchNorm1d as
+    one over the probes' channels laid end to end. Probe k computes what it would alone, up to
+    float rounding, so the probes train together in one step instead of one step each.
+    """
+
+    def __init__(self, probes):
+        super().__init__()
+        self.layers = nn.ModuleList(grouped_layer(list(layers)) for layers in zip(*(p.layers for p in probes)))
+
+    def forward(self, codes):
+        h = codes
+        for layer in self.layers:
+            h = layer(h)
+        return h
+
+
+class GroupedLinear(nn.Module):
+    def __init__(self, linears):
+        super().__init__()
+        width = max(linear.in_features for linear in linears)
+        self.weight = nn.Parameter(torch.stack([F.pad(linear.weight.detach().t(), (0, 0, 0, width - linear.in_features))
+                                                for linear in linears]))  # (P, in, out)
+        self.bias = nn.Parameter(torch.stack([linear.bias.detach() for linear in linears]).unsqueeze(1))  # (P, 1, out)
+
+    def forward(self, h):
+        return torch.baddbmm(self.bias, h, self.weight)
+
+
+class GroupedBatchNorm(nn.BatchNorm1d):
+    def __init__(self, norms):
+        super().__init__(sum(norm.num_features for norm in norms), norms[0].eps, norms[0].momentum)
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(self, name).data.copy_(torch.cat([getattr(norm, name).detach() for norm in norms]))
+
+    def forward(self, h):  # (P, B, C): the batch statistics of each probe's channels over its B rows
+        probes, batch, channels = h.shape
+        flat = h.transpose(0, 1).reshape(batch, probes * channels)
+        return super().forward(flat).view(batch, probes, channels).transpose(0, 1)
+
+
+def grouped_layer(layers):
+    """The probes' k-th layers as one layer of a ProbeGroup (activations have no weights to group)."""
+    if isinstance(layers[0], nn.Linear):
+        return GroupedLinear(layers)
+    if isinstance(layers[0], nn.BatchNorm1d):
+        return GroupedBatchNorm(layers)
+    return layers[0]
+
+
 DISCRIMINATORS = ("pair", "class")
 
 

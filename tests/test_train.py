@@ -76,11 +76,11 @@ def test_kl_matches_closed_form():
 
 
 def test_draw_iteration_names_each_batch_by_its_role(mnist_root):
-    args, _ = train.parse_args(["--data-root", mnist_root, "--batch-size", "4", "--discriminator-times", "2"])
+    args, _ = train.parse_args(["--data-root", mnist_root, "--batch-size", "4", "--discriminator-times", "3"])
     data = train.load_dataset(args, "train")
     training = train.setup_training(data, args)
     batches = objective.draw_pair_iteration(data, training.stream, training.index, training.sampler, args)
-    assert len(batches.generator) == 2 and len(batches.discriminator) == 2
+    assert len(batches.generator) == 2 and len(batches.discriminator) == 3  # --generator-times, --discriminator-times
 
     def label_of(images):  # each drawn image is a dataset image: find it by its pixels
         flat = data.images.flatten(1).float() / 255
@@ -99,6 +99,42 @@ def test_draw_iteration_names_each_batch_by_its_role(mnist_root):
     args.no_reparam = True
     plain = objective.draw_pair_iteration(data, training.stream, training.index, training.sampler, args)
     assert plain.autoencoder.noise is None and plain.generator[0].noise is None
+
+
+@pytest.mark.parametrize("mode", ["pair", "class"])
+def test_z_noise_and_the_prior_are_standard_normal(mnist_root, mode):
+    args, _ = train.parse_args(["--data-root", mnist_root, "--discriminator", mode, "--batch-size", "64"])
+    data = train.load_dataset(args, "train")
+    training = train.setup_training(data, args)
+    draws = {"noise": [], "prior": []}
+    for _ in range(20):
+        batches = objective.OBJECTIVES[mode].draw(data, training.stream, training.index, training.sampler, args)
+        for batch in [batches.autoencoder, *batches.generator] if mode == "pair" else [batches.batch]:
+            draws["noise"].append(batch.noise.flatten())
+            if mode == "pair" and hasattr(batch, "prior"):
+                draws["prior"].append(batch.prior.flatten())
+    for name, values in draws.items():
+        if not values:
+            continue
+        values = torch.cat(values)  # at least 20,000 draws: the moments and the tail within a few standard errors
+        assert abs(values.mean()) < 0.03 and abs(values.std() - 1) < 0.03, name
+        assert abs((values < -1).float().mean() - 0.1587) < 0.015, name  # P(N(0, 1) < -1)
+
+
+def test_each_step_gets_its_own_optimizer_and_count(monkeypatch):
+    received = []
+    for name in ("autoencoder", "generator", "discriminator"):
+        def step(nets, optimizer, batch, args, name=name):
+            received.append((name, optimizer))
+            return {"reconstruction": torch.tensor(0.0), "kl": torch.tensor(0.0), "generator": torch.tensor(0.0),
+                    "discriminator": torch.tensor(0.0), "disc_accuracy": torch.tensor(0.0),
+                    "disc_stepped": torch.tensor(0.0), "skipped_updates": torch.tensor(0.0)}
+        monkeypatch.setattr(objective, f"{name}_step", step)
+    optimizers = {name: object() for name in ("autoencoder", "generator", "discriminator")}
+    iteration = objective.PairIteration(None, None, [None] * 2, [None] * 3)
+    objective.pair_iteration(None, optimizers, iteration, None)
+    assert [name for name, _ in received] == ["autoencoder"] + ["generator"] * 2 + ["discriminator"] * 3
+    assert all(optimizer is optimizers[name] for name, optimizer in received)
 
 
 def test_iteration_logs_means_over_steps_and_counts_skips_apart_from_the_gate(monkeypatch):

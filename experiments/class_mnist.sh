@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The full-MNIST runs of --discriminator class (EXPERIMENTS.md, 2026-11-30): the four settings on
+# val, row (a) (the authors' defaults), and the chosen setting's seeds on all 60,000 digits. Two
+# runs at a time, one thread each; a run whose folder holds a checkpoint is resumed, so the script
+# can be started again after an interruption.
+#
+#   bash experiments/class_mnist.sh DIR RUNS val                    # settings A-D on val, then row (a)
+#   bash experiments/class_mnist.sh DIR RUNS final "FLAGS"          # the chosen setting, seeds 0 and 1
+#
+# DIR holds MNIST/raw with all 60,000 training digits; RUNS is where the run folders go.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=$1 runs=$2 stage=$3
+export OMP_NUM_THREADS=1
+
+run() {  # run NAME FLAGS...: train, or resume the run folder RUNS/NAME
+    local name=$1; shift
+    if [ -f "$runs/$name/checkpoint.pt" ]; then
+        python train.py --resume "$runs/$name" > "$runs/$name.out" 2>&1
+    else
+        mkdir -p "$runs"
+        python train.py --dataset mnist --data-root "$data" --discriminator class --epochs 10 --save-every 1 \
+            --out "$runs/$name" "$@" > "$runs/$name.out" 2>&1
+    fi
+}
+
+case $stage in
+    val)
+        run val_class_A --val-size 5000 --lr 1e-3 &
+        run val_class_B --val-size 5000 --lr 1e-3 --adversarial-weight 0.1 &
+        wait
+        run val_class_C --val-size 5000 --lr 1e-3 --adversarial-weight 0.1 --kl-weight 1 &
+        run val_class_D --val-size 5000 --lr 2e-4 --adversarial-weight 1 &
+        wait
+        run full_class_authors_s0 --seed 0 ;;
+    final)
+        read -r -a flags <<< "$4"
+        run full_class_s0 --seed 0 "${flags[@]}" &
+        run full_class_s1 --seed 1 "${flags[@]}" &
+        wait ;;
+    *)
+        echo "stage must be val or final" >&2; exit 2 ;;
+esac
