@@ -44,8 +44,8 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from data_loader import Dataset, draw_indices, grid_sources, load_dataset, new_stream, split_per_class, to_float
-from networks import Classifier, ProbeGroup, build_models
-from utils import (CLIError, HelpFormatter, check_device, checked, checkpoint_path, first_line, load_checkpoint,
+from networks import Classifier, ProbeGroup, load_networks
+from utils import (CLIError, HelpFormatter, check_device, checked, checkpoint_path, load_checkpoint,
                    non_negative_int, positive_float, positive_int, resolve_device, run_cli, sample_style,
                    seed_everything, swap_grid)
 
@@ -158,22 +158,6 @@ def picture_stem(config):
 
 # ---------------------------------------------------------------------------------------------
 # Model and data.
-
-def load_networks(state, device):
-    """Encoder and decoder of a checkpoint (full or networks only), in eval mode on `device`."""
-    config = state["config"]
-    shape = tuple(config["image_shape"])
-    encoder, decoder, _ = build_models(shape, config["style_dim"], config["class_dim"],
-                                       config.get("decoder_geometry", "retrace"))
-    try:
-        encoder.load_state_dict(state["encoder"])
-        decoder.load_state_dict(state["decoder"])
-    except RuntimeError as error:
-        raise CLIError(f"the checkpoint's networks do not match its config (image shape {shape}, "
-                       f"style dim {config['style_dim']}, class dim {config['class_dim']}): "
-                       f"{first_line(error)}") from error
-    return encoder.to(device).eval(), decoder.to(device).eval()
-
 
 def load_data(config, args):
     """The training split the checkpoint was trained on and the --eval-split (path flags applied),

@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from utils import CLIError, first_line
+
 
 def conv_levels(image_shape):
     """Number of stride-2 levels: 3 for images up to 32 pixels, 4 above (64x64)."""
@@ -280,3 +282,19 @@ def build_models(image_shape, style_dim, class_dim, decoder_geometry="retrace", 
     decoder = Decoder(image_shape, style_dim, class_dim, decoder_geometry)
     judge = Discriminator(image_shape) if discriminator == "pair" else ClassDiscriminator(image_shape, num_classes)
     return encoder, decoder, judge
+
+
+def load_networks(state, device):
+    """Encoder and decoder of a checkpoint (full or networks only), in eval mode on `device`."""
+    config = state["config"]
+    shape = tuple(config["image_shape"])
+    encoder = Encoder(shape, config["style_dim"], config["class_dim"])
+    decoder = Decoder(shape, config["style_dim"], config["class_dim"], config.get("decoder_geometry", "retrace"))
+    try:
+        encoder.load_state_dict(state["encoder"])
+        decoder.load_state_dict(state["decoder"])
+    except RuntimeError as error:
+        raise CLIError(f"the checkpoint's networks do not match its config (image shape {shape}, "
+                       f"style dim {config['style_dim']}, class dim {config['class_dim']}): "
+                       f"{first_line(error)}") from error
+    return encoder.to(device).eval(), decoder.to(device).eval()

@@ -481,33 +481,31 @@ def read_log(log, training, progress, args):
                                                                           "discriminator", "disc_accuracy")})
 
 
-class CudaGraphIteration:
-    """The iteration's network work (every step and update) captured once as a CUDA graph and then
-    replayed: one launch instead of hundreds. Each iteration's batches, drawn eagerly, are copied
-    into the graph's static inputs in one operation. The first iterations run eagerly on a side
-    stream, as CUDA graphs require, so that cuDNN picks its algorithms and Adam creates its state."""
-    EAGER_ITERATIONS = 3
+def cuda_graph_replay(iterate, eager_iterations=3):
+    """`iterate` (batches -> outputs) as a CUDA graph: after `eager_iterations` eager calls, run on a
+    side stream as CUDA graphs require so that cuDNN picks its algorithms and Adam creates its state,
+    one call is captured, and every later one copies its batches (drawn eagerly) into the graph's
+    static inputs in one operation and replays it: one launch instead of hundreds."""
+    graph, inputs, outputs, eager_left = None, None, None, eager_iterations
 
-    def __init__(self, iterate):
-        self.iterate, self.eager_done, self.graph = iterate, 0, None
-
-    def __call__(self, batches):
-        if self.eager_done < self.EAGER_ITERATIONS:
-            self.eager_done += 1
+    def replay(batches):
+        nonlocal graph, inputs, outputs, eager_left
+        if eager_left:
+            eager_left -= 1
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
-                outputs = self.iterate(batches)
+                eager_outputs = iterate(batches)
             torch.cuda.current_stream().wait_stream(side)
-            return outputs
-        if self.graph is None:
-            self.inputs = map_tensors(torch.clone, batches)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):  # records, runs nothing: the replay below runs it
-                self.outputs = self.iterate(self.inputs)
-        torch._foreach_copy_(tensors_of(self.inputs), tensors_of(batches))
-        self.graph.replay()
-        return tuple(output.clone() for output in self.outputs)  # the next replay overwrites them
+            return eager_outputs
+        if graph is None:
+            inputs, graph = map_tensors(torch.clone, batches), torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):  # records, runs nothing: the replay below runs it
+                outputs = iterate(inputs)
+        torch._foreach_copy_(tensors_of(inputs), tensors_of(batches))
+        graph.replay()
+        return tuple(output.clone() for output in outputs)  # the next replay overwrites them
+    return replay
 
 
 def iteration_runner(training, args):
@@ -518,7 +516,7 @@ def iteration_runner(training, args):
 
     def eager(batches):
         return iterate(training.step_nets, training.optimizers, local_part(batches, rank, world), args)
-    return CudaGraphIteration(eager) if args.cuda_graphs else eager
+    return cuda_graph_replay(eager) if args.cuda_graphs else eager
 
 
 def train_epoch(epoch, iterations, step, data, training, run_iteration, log, stop, args):

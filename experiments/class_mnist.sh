@@ -10,13 +10,13 @@
 # DIR holds MNIST/raw with all 60,000 training digits; RUNS is where the run folders go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=$1 runs=$2 stage=$3
 export OMP_NUM_THREADS=1
+usage="usage: experiments/class_mnist.sh DIR RUNS val|final [FLAGS]"
 
 run() {  # run NAME FLAGS...: train, or resume the run folder RUNS/NAME
     local name=$1; shift
     if [ -f "$runs/$name/checkpoint.pt" ]; then
-        python train.py --resume "$runs/$name" > "$runs/$name.out" 2>&1
+        python train.py --resume "$runs/$name" >> "$runs/$name.out" 2>&1
     else
         mkdir -p "$runs"
         python train.py --dataset mnist --data-root "$data" --discriminator class --epochs 10 --save-every 1 \
@@ -24,20 +24,25 @@ run() {  # run NAME FLAGS...: train, or resume the run folder RUNS/NAME
     fi
 }
 
-case $stage in
-    val)
-        run val_class_A --val-size 5000 --lr 1e-3 &
-        run val_class_B --val-size 5000 --lr 1e-3 --adversarial-weight 0.1 &
-        wait
-        run val_class_C --val-size 5000 --lr 1e-3 --adversarial-weight 0.1 --kl-weight 1 &
-        run val_class_D --val-size 5000 --lr 2e-4 --adversarial-weight 1 &
-        wait
-        run full_class_authors_s0 --seed 0 ;;
-    final)
-        read -r -a flags <<< "$4"
-        run full_class_s0 --seed 0 "${flags[@]}" &
-        run full_class_s1 --seed 1 "${flags[@]}" &
-        wait ;;
-    *)
-        echo "stage must be val or final" >&2; exit 2 ;;
-esac
+main() {  # a function, so that bash has read all of it before it starts: editing the file cannot change a run
+    data=${1:?$usage} runs=${2:?$usage} stage=${3:?$usage}
+    case $stage in
+        val)
+            run val_class_A --val-size 5000 --lr 1e-3 &
+            run val_class_B --val-size 5000 --lr 1e-3 --adversarial-weight 0.1 &
+            wait
+            run val_class_C --val-size 5000 --lr 1e-3 --adversarial-weight 0.1 --kl-weight 1 &
+            run val_class_D --val-size 5000 --lr 2e-4 --adversarial-weight 1 &
+            wait
+            run full_class_authors_s0 --seed 0 ;;
+        final)
+            read -r -a flags <<< "${4:?$usage}"
+            run full_class_s0 --seed 0 "${flags[@]}" &
+            run full_class_s1 --seed 1 "${flags[@]}" &
+            wait ;;
+        *)
+            echo "$usage" >&2; exit 2 ;;
+    esac
+}
+
+main "$@"
