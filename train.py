@@ -270,6 +270,9 @@ def setup_training(data, args):
     nets = tuple(net.to(device) for net in build_models(data.image_shape, args.style_dim, args.class_dim,
                                                         discriminator=args.discriminator,
                                                         num_classes=data.num_classes))
+    if args.discriminator == "class" and dist.is_initialized() and device.type == "cuda":
+        # the class discriminator's batch norm: statistics of the global batch, as one process has them
+        nets = (*nets[:2], torch.nn.SyncBatchNorm.convert_sync_batchnorm(nets[2]))
     step_nets = compiled(nets, str(device)) if args.compile else nets
     sampler = torch.Generator(device).manual_seed(args.seed)
     return Training(nets, step_nets, make_optimizers(*nets, args), class_index(data.labels, data.num_classes),
@@ -471,7 +474,7 @@ def stop_at_non_finite(rows, optimizers, args):
                    f"--nan-policy skip skips such updates instead")
 
 
-def read_log(log, training, progress, args):
+def read_device_log(log, training, progress, args):
     """The one host read of the iterations since the last: write the log, update the progress bar,
     stop at a non-finite loss (--nan-policy stop)."""
     rows = log.read()
@@ -537,14 +540,14 @@ def train_epoch(epoch, iterations, step, data, training, run_iteration, log, sto
         log.append(epoch, iteration, step, row, skips, batches.indices)
         read_now = step % args.log_every == 0
         if read_now:
-            read_log(log, training, progress, args)
+            read_device_log(log, training, progress, args)
         if read_now or not dist.is_initialized():  # under torchrun, agreeing on a stop is a sync: at reads only
             signalled = largest_over_processes(stop[0] if stop else 0)  # every process stops at the same step
             if signalled:
                 stop[:] = [signal.Signals(int(signalled))]  # and exits as the signalled one does
                 break
+    read_device_log(log, training, progress, args)
     progress.close()
-    read_log(log, training, progress, args)
     return epoch_sum, step
 
 
@@ -584,6 +587,9 @@ def main(argv=None):
     run_iteration = iteration_runner(training, args)
     report(f"{per_epoch} iterations per epoch of batch {args.batch_size}, {total_iterations} in all; device "
            f"{device}; run folder {args.out}" + (f"; resuming from step {step} of {args.resume}" if resume else ""))
+    if args.discriminator == "class" and dist.is_initialized() and not str(device).startswith("cuda"):
+        report("note: on the CPU (gloo) the class discriminator's batch norm uses each process's share of the "
+               "batch; CUDA (NCCL) synchronizes it across processes")
     stop = stop_requests()
 
     def save(epoch):

@@ -1,28 +1,53 @@
 #!/usr/bin/env bash
-# This checkout against an earlier commit on the CPU, in one run, one after the other: bench.py's
-# training iteration (median of 100 after 20 warm-up, 1 and 2 threads) and the whole of
-# evaluate.py --protocol published on the shipped pairwise checkpoint (one thread, its default;
-# then this checkout with two). Nothing else should run meanwhile.
+# This checkout against an earlier commit on the CPU, in one run, nothing else running:
+# - bench: bench.py's training iteration on real data (median of 100 after 20 warm-up), 1 and 2
+#   threads, the two trees taking turns three times; then this checkout's --compile and
+#   --discriminator class;
+# - evaluate: the whole of evaluate.py --protocol published on the shipped pairwise checkpoint, the
+#   earlier commit at its default of one thread, this checkout at one and at two.
 #
-#   bash experiments/cpu_speed.sh DIR COMMIT          # DIR/MNIST/raw holds the full MNIST
+#   bash experiments/cpu_speed.sh DIR COMMIT [bench|evaluate]     # both when neither is named
+#
+# DIR holds MNIST/raw with the full MNIST.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=${1:?usage: experiments/cpu_speed.sh DIR COMMIT} base=${2:?usage: experiments/cpu_speed.sh DIR COMMIT}
-data=$(cd "$data" && pwd)
-before=$(mktemp -d)
-git worktree add -q --detach "$before/tree" "$base"
-trap 'git worktree remove --force "$before/tree"' EXIT
-checkpoint=$PWD/checkpoints/mnist_z16_s16.pt
-for threads in 1 2; do
-    for tree in "$before/tree" .; do
-        echo "bench.py, $threads threads, $( [ "$tree" = . ] && echo this checkout || echo "$base")"
-        (cd "$tree" && OMP_NUM_THREADS=$threads python bench.py --device cpu --data-root "$data" --iterations 100 \
-            --warmup 20 | tail -n 1)
-    done
-done
-for run in "$before/tree 1" ". 1" ". 2"; do
-    read -r tree threads <<< "$run"
-    echo "evaluate.py --protocol published, --threads $threads, $( [ "$tree" = . ] && echo this checkout || echo "$base")"
-    (cd "$tree" && python evaluate.py --checkpoint "$checkpoint" --data-root "$data" --protocol published \
-        --threads "$threads" --out "$before/eval" | grep -E "probes of|swap accuracy|t-SNE in|done in")
-done
+usage="usage: experiments/cpu_speed.sh DIR COMMIT [bench|evaluate]"
+
+bench() {  # bench TREE THREADS FLAGS...: one bench.py line
+    local tree=$1 threads=$2; shift 2
+    echo "bench.py $*, $threads threads, $tree"
+    (cd "$tree" && OMP_NUM_THREADS=$threads python bench.py --device cpu --data-root "$data" --iterations 100 \
+        --warmup 20 "$@" | tail -n 1)
+}
+
+evaluate() {  # evaluate TREE THREADS: the published protocol's timings
+    local tree=$1 threads=$2
+    echo "evaluate.py --protocol published, --threads $threads, $tree"
+    (cd "$tree" && python evaluate.py --checkpoint "$PWD/checkpoints/mnist_z16_s16.pt" --data-root "$data" \
+        --protocol published --threads "$threads" --out "$scratch/eval_$threads" | grep -E "probes of|swap acc|t-SNE in|done in")
+}
+
+main() {  # a function, so that bash has read all of it before it starts
+    [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
+    data=$(cd "$1" && pwd) base=$2 part=${3:-all}
+    scratch=$(mktemp -d)
+    git worktree add -q --detach "$scratch/before" "$base"
+    trap 'git worktree remove --force "$scratch/before"' EXIT
+    if [ "$part" != evaluate ]; then
+        for round in 1 2 3; do
+            for threads in 1 2; do
+                bench "$scratch/before" "$threads"
+                bench . "$threads"
+            done
+        done
+        bench . 1 --compile
+        bench . 1 --discriminator class
+    fi
+    if [ "$part" != bench ]; then
+        evaluate "$scratch/before" 1
+        evaluate . 1
+        evaluate . 2
+    fi
+}
+
+main "$@"

@@ -181,6 +181,20 @@ def test_gradients_and_gate_are_those_of_the_global_batch(tmp_path):
         assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"]))
 
 
+def test_the_class_discriminator_trains_under_two_processes_and_resumes_exactly(mnist_root, tmp_path):
+    # On the CPU its batch norm sees each process's share, so two processes do not compute one's
+    # updates; they must still train the same run whether stopped and resumed or not.
+    common = ["--data-root", mnist_root, "--discriminator", "class", *FLAGS]
+    straight = torchrun("train.py", *common, "--out", tmp_path / "straight", "--max-iterations", 6)
+    assert straight.returncode == 0 and "batch norm uses each process's share" in straight.stdout, straight.stderr
+    first = torchrun("train.py", *common, "--out", tmp_path / "split", "--max-iterations", 3)
+    assert first.returncode == 0, first.stderr
+    resumed = torchrun("train.py", "--resume", tmp_path / "split", "--out", tmp_path / "split", "--max-iterations", 6)
+    assert resumed.returncode == 0, resumed.stderr
+    once, twice = weights(tmp_path / "straight"), weights(tmp_path / "split")
+    assert all(torch.equal(once[k], twice[k]) for k in once)
+
+
 # ---------------------------------------------------------------------------------------------
 # Resume and restart.
 

@@ -284,8 +284,9 @@ def final_weights(run):
 
 
 @pytest.mark.slow
-def test_resume_gives_identical_weights(mnist_root, tmp_path):
-    common = ["--data-root", mnist_root, "--batch-size", 16, "--log-every", 4]
+@pytest.mark.parametrize("mode", ["pair", "class"])
+def test_resume_gives_identical_weights(mnist_root, tmp_path, mode):
+    common = ["--data-root", mnist_root, "--batch-size", 16, "--log-every", 4, "--discriminator", mode]
     run_script("train.py", *common, "--out", tmp_path / "straight", "--epochs", 2)
     run_script("train.py", *common, "--out", tmp_path / "split", "--epochs", 1)
     run_script("train.py", "--resume", tmp_path / "split", "--epochs", 2)
