@@ -152,8 +152,9 @@ def output_folder(args):
 
 
 def picture_stem(config):
-    """images/<dataset>_<zdim>.png, as published; a --no-reparam model must not overwrite its partner."""
-    return f"{config['dataset']}_{config['style_dim']}" + ("_no_reparam" if config.get("no_reparam") else "")
+    """images/<dataset>_<zdim>.png, as published; a --no-reparam or a class model must not overwrite its partner."""
+    return (f"{config['dataset']}_{config['style_dim']}" + ("_class" if config.get("discriminator") == "class" else "")
+            + ("_no_reparam" if config.get("no_reparam") else ""))
 
 
 # ---------------------------------------------------------------------------------------------

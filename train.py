@@ -59,6 +59,14 @@ MODE_DEFAULTS = {
 }
 
 
+def default_by_mode(name):
+    """A flag's defaults for its help: "(default: 64 pair, 16 class)", or the one version's that has it."""
+    defaults = {mode: value for mode, value in MODE_DEFAULTS[name].items() if value is not None}
+    if len(defaults) == 1:
+        return f"(default: {next(iter(defaults.values())):g})"
+    return "(default: " + ", ".join(f"{value:g} {mode}" for mode, value in defaults.items()) + ")"
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     data = parser.add_argument_group("data")
@@ -92,30 +100,30 @@ def build_parser():
                             "judges one image with its class id real or fake (the authors' Torch7 code)")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--batch-size", type=positive_int, default=None,
-                       help="images per batch B (class: per group, 3B images per step) (default: 64 pair, 16 class)")
+                       help="images per batch B (class: per group, 3B images per step) " + default_by_mode("batch_size"))
     optim.add_argument("--lr", type=positive_float, default=None,
-                       help="Adam learning rate of every optimizer (default: 1e-4 pair, 0.01 class)")
+                       help="Adam learning rate of every optimizer " + default_by_mode("lr"))
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
     optim.add_argument("--kl-weight", type=non_negative_float, default=None,
                        help="weight of the KL term, summed and divided by B*C*H*W (class: then times 6, as the "
-                            "authors') (default: 1 pair, 0.1 class)")
+                            "authors') " + default_by_mode("kl_weight"))
     optim.add_argument("--generator-times", type=positive_int, default=None,
-                       help="pair: generator steps per iteration (default: 2)")
+                       help="pair: generator steps per iteration " + default_by_mode("generator_times"))
     optim.add_argument("--discriminator-times", type=positive_int, default=None,
-                       help="pair: discriminator steps per iteration (default: 1)")
+                       help="pair: discriminator steps per iteration " + default_by_mode("discriminator_times"))
     optim.add_argument("--disc-gate", type=float, default=None,
                        help="pair: update the discriminator only while its accuracy is below this, in (0, 1] "
-                            "(default: 0.8)")
+                            + default_by_mode("disc_gate"))
     optim.add_argument("--reconstruction-weight", type=non_negative_float, default=None,
-                       help="class: weight of each group's reconstruction from its own codes (default: 0.5)")
+                       help="class: weight of each group's reconstruction from its own codes " + default_by_mode("reconstruction_weight"))
     optim.add_argument("--swap-weight", type=non_negative_float, default=None,
                        help="class: weight of the same-class swaps Dec(z1, s2), Dec(z2, s1) against x1, x2 "
-                            "(default: 1)")
+                            + default_by_mode("swap_weight"))
     optim.add_argument("--adversarial-weight", type=non_negative_float, default=None,
-                       help="class: weight of the generator's adversarial loss (default: 0.01)")
+                       help="class: weight of the generator's adversarial loss " + default_by_mode("adversarial_weight"))
     optim.add_argument("--real-target", type=float, default=None,
-                       help="class: the discriminator's target for real images, in (0, 1] (default: 0.95)")
+                       help="class: the discriminator's target for real images, in (0, 1] " + default_by_mode("real_target"))
     optim.add_argument("--shift", type=non_negative_int, default=0,
                        help="translate every training image by a random offset of up to this many pixels (0 = none, as"
                             " published)")

@@ -358,6 +358,19 @@ def test_evaluate_writes_results_and_pictures(tiny_run, mnist_root, tmp_path):
     assert "| Dataset | z dim | s dim | z train acc | z test acc | s train acc | s test acc |" in result.stdout
 
 
+@pytest.mark.slow
+def test_evaluate_reads_a_class_checkpoint_without_a_flag(mnist_root, tmp_path):
+    run = tmp_path / "run"
+    run_script("train.py", "--data-root", mnist_root, "--out", run, "--discriminator", "class", "--max-iterations", 4,
+               "--log-every", 1, "--device", "cpu")
+    run_script("evaluate.py", "--checkpoint", run, "--data-root", mnist_root, "--images-dir", tmp_path / "images",
+               "--device", "cpu", "--skip-tsne", *QUICK)
+    results = json.loads((run / "results.json").read_text())
+    assert all(0 <= results["probes"][name]["test_acc"] <= 1 for name in ["z_sampled", "z_mean", "s"])
+    # its pictures carry the version, so that they never overwrite the pair model's
+    assert sorted(os.listdir(tmp_path / "images")) == ["mnist_16_class.png", "mnist_16_class_loss_curves.png"]
+
+
 def test_protocol_presets_fill_the_probe_flags_that_were_not_typed():
     published = evaluate.parse_args(["--checkpoint", "x", "--protocol", "published"])
     assert (published.probe_iterations, published.probe_lr, published.probe_batch_size, published.z_sample) == (
