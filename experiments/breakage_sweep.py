@@ -10,7 +10,7 @@ Each edit replaces one piece of text, which must occur exactly once, in a copy o
 (the files git tracks or would track), then runs the fast tier there (`python -m pytest -q -x -m
 "not slow"`, less the tests of experiments/); with --all, an edit that passes it is run again
 through the whole suite (set DFV_DATA for the real-data tests). Prints one line per edit: caught
-(fast), caught (full) or passed.
+(fast), caught (full) or passed, and the first test that failed.
 """
 import argparse
 import os
@@ -192,20 +192,26 @@ def broken_copy(edit, folder):
         handle.write(text.replace(edit.old, edit.new))
 
 
-def tests_fail(folder, pytest_args):
+def first_failure(folder, pytest_args):
+    """The first test that fails in `folder` ("FAILED tests/...::name" or an error), or None."""
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *pytest_args],
                             cwd=folder, capture_output=True, text=True)
-    return result.returncode != 0
+    if result.returncode == 0:
+        return None
+    summary = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    return summary[0].split(" - ")[0] if summary else f"pytest exit {result.returncode}"
 
 
 def verdict(edit, args):
     with tempfile.TemporaryDirectory() as folder:
         broken_copy(edit, folder)
-        if tests_fail(folder, shlex.split(args.pytest_args)):
-            return "caught (fast)"
-        if args.all and tests_fail(folder, []):
-            return "caught (full)"
-    return "passed"
+        failure = first_failure(folder, shlex.split(args.pytest_args))
+        if failure:
+            return "caught (fast)", failure
+        failure = first_failure(folder, []) if args.all else None
+        if failure:
+            return "caught (full)", failure
+    return "passed", ""
 
 
 def main():
@@ -224,7 +230,8 @@ def main():
             print(f"{edit.group:16s} {edit.name}")
             continue
         start = time.time()
-        print(f"{verdict(edit, args):14s} {edit.group:16s} {edit.name} ({time.time() - start:.0f} s)", flush=True)
+        outcome, failure = verdict(edit, args)
+        print(f"{outcome:14s} {edit.group:16s} {edit.name} ({time.time() - start:.0f} s) {failure}", flush=True)
 
 
 if __name__ == "__main__":
