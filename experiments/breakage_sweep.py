@@ -192,10 +192,14 @@ def broken_copy(edit, folder):
         handle.write(text.replace(edit.old, edit.new))
 
 
-def first_failure(folder, pytest_args):
-    """The first test that fails in `folder` ("FAILED tests/...::name" or an error), or None."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *pytest_args],
-                            cwd=folder, capture_output=True, text=True)
+def first_failure(folder, pytest_args, timeout=600):
+    """The first test that fails in `folder` ("FAILED tests/...::name" or an error), or None. An edit
+    can make a test loop forever: a run past `timeout` seconds counts as failed."""
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *pytest_args],
+                                cwd=folder, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"no result in {timeout} s (a test hangs)"
     if result.returncode == 0:
         return None
     summary = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
