@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # This checkout against an earlier commit on the CPU, in one run, nothing else running:
 # - bench: bench.py's training iteration on real data (median of 100 after 20 warm-up), 1 and 2
-#   threads, the two trees taking turns three times; then this checkout's --compile and
+#   threads, the two trees taking turns ROUNDS times (default 3); then this checkout's --compile and
 #   --discriminator class;
 # - evaluate: the whole of evaluate.py --protocol published on the shipped pairwise checkpoint, the
 #   earlier commit at its default of one thread, this checkout at one and at two.
 #
 #   bash experiments/cpu_speed.sh DIR COMMIT [bench|evaluate]     # both when neither is named
+#   ROUNDS=5 bash experiments/cpu_speed.sh DIR COMMIT bench
 #
 # DIR holds MNIST/raw with the full MNIST.
 set -euo pipefail
@@ -34,7 +35,7 @@ main() {  # a function, so that bash has read all of it before it starts
     git worktree add -q --detach "$scratch/before" "$base"
     trap 'git worktree remove --force "$scratch/before"' EXIT
     if [ "$part" != evaluate ]; then
-        for round in 1 2 3; do
+        for round in $(seq "${ROUNDS:-3}"); do
             for threads in 1 2; do
                 bench "$scratch/before" "$threads"
                 bench . "$threads"
