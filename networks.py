@@ -8,6 +8,9 @@ Instance norm uses per-image statistics in train and eval mode (PyTorch's defaul
 The published code sets track_running_stats=True, so its eval mode normalizes with
 running averages instead; on the same weights that blurred its swap grids and cost
 about a point of s accuracy, so we do not copy it.
+
+Every network returns float32, also when it runs under bfloat16 autocast (train.py --precision
+bf16): the KL, the losses and the log are then summed in float32 as without it.
 """
 import torch
 import torch.nn as nn
@@ -65,7 +68,7 @@ class Encoder(nn.Module):
 
     def forward(self, images):
         h = self.features(images).flatten(1)
-        return self.style_mu(h), self.style_logvar(h), self.class_code(h)
+        return self.style_mu(h).float(), self.style_logvar(h).float(), self.class_code(h).float()
 
 
 class Decoder(nn.Module):
@@ -109,7 +112,7 @@ class Decoder(nn.Module):
     def forward(self, style, class_code):
         h = torch.cat([F.leaky_relu(self.style_input(style), 0.2),
                        F.leaky_relu(self.class_input(class_code), 0.2)], dim=1)
-        return self.deconv(h.view(-1, *self.start_shape))
+        return self.deconv(h.view(-1, *self.start_shape)).float()
 
 
 def unpadded_sizes(sizes):
@@ -144,7 +147,7 @@ class Discriminator(nn.Module):
         self.apply(init_weights)
 
     def forward(self, first, second):
-        return self.output(self.features(torch.cat([first, second], dim=1)).flatten(1))
+        return self.output(self.features(torch.cat([first, second], dim=1)).flatten(1)).float()
 
 
 class ClassDiscriminator(nn.Module):
@@ -187,7 +190,7 @@ class ClassDiscriminator(nn.Module):
         h = self.to_half(F.pad(images, self.padding)) + self.class_map(0, labels)
         h = self.to_quarter(h) + self.class_map(1, labels)
         h = self.to_eighth(h) + self.class_map(2, labels)
-        return self.output(h).squeeze(1)
+        return self.output(h).squeeze(1).float()
 
 
 def split_padding(total):

@@ -137,6 +137,9 @@ def build_parser():
     system = parser.add_argument_group("device and speed")
     system.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
     system.add_argument("--compile", action="store_true", help="torch.compile the three networks")
+    system.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="bf16: the networks run under bfloat16 autocast (weights, Adam and the losses stay "
+                             "float32); about 1.9x faster on a CPU with AMX, slower where bfloat16 is emulated")
     system.add_argument("--cuda-graphs", action="store_true",
                         help="CUDA: after a few eager iterations, capture one iteration as a CUDA graph and replay it "
                              "(one process, without --compile)")
@@ -525,8 +528,13 @@ def iteration_runner(training, args):
     iterate = OBJECTIVES[args.discriminator].iterate
     rank, world = rank_and_world()
 
+    device_type = next(training.nets[0].parameters()).device.type
+
     def eager(batches):
-        return iterate(training.step_nets, training.optimizers, local_part(batches, rank, world), args)
+        # no cast cache: one iteration holds several updates, and the cache would hand a later step
+        # the bfloat16 copies of weights from before them
+        with torch.autocast(device_type, torch.bfloat16, enabled=args.precision == "bf16", cache_enabled=False):
+            return iterate(training.step_nets, training.optimizers, local_part(batches, rank, world), args)
     return cuda_graph_replay(eager) if args.cuda_graphs else eager
 
 
@@ -595,6 +603,9 @@ def main(argv=None):
     run_iteration = iteration_runner(training, args)
     report(f"{per_epoch} iterations per epoch of batch {args.batch_size}, {total_iterations} in all; device "
            f"{device}; run folder {args.out}" + (f"; resuming from step {step} of {args.resume}" if resume else ""))
+    if args.precision == "bf16" and device == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        report("note: this CPU has no native bfloat16 (AVX512-BF16 or AMX): --precision bf16 will be slower "
+               "than fp32 here")
     if args.discriminator == "class" and dist.is_initialized() and not str(device).startswith("cuda"):
         report("note: on the CPU (gloo) the class discriminator's batch norm uses each process's share of the "
                "batch; CUDA (NCCL) synchronizes it across processes")
