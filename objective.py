@@ -287,6 +287,7 @@ def class_generator_losses(encoder, decoder, discriminator, batch, args):
 
     - reconstruction: MSE of each group rebuilt from its own codes, Dec(z_k, s_k) against x_k;
     - swap: MSE of the same-class swaps [Dec(z1, s2), Dec(z2, s1)] against [x1, x2];
+      both MSEs at the authors' pixel scale, [-1, 1] (authors_mse);
     - adversarial: the fakes [Dec(z3, s2) shown with y2, Dec(z2, s3) shown with y3] judged real
       (binary cross-entropy against --real-target);
     - kl: KL(z) of the three groups.
@@ -302,11 +303,18 @@ def class_generator_losses(encoder, decoder, discriminator, batch, args):
                    torch.cat([logvar1, logvar2, logvar3, logvar1, logvar2, logvar3, logvar2]), noise, args)
     decoded = decoder(z, torch.cat([s1, s2, s3, s2, s1, s2, s3]))
     rebuilt, swapped, fakes = decoded.split([3 * size, 2 * size, 2 * size])
-    reconstruction = F.mse_loss(rebuilt, x)
-    swap = F.mse_loss(swapped, x[:2 * size])
+    reconstruction = authors_mse(rebuilt, x)
+    swap = authors_mse(swapped, x[:2 * size])
     logits = discriminator(fakes, torch.cat([batch.labels, batch.other_labels]))
     adversarial = F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, args.real_target))
     return reconstruction, swap, adversarial, kl_term(mu, logvar, x, args), fakes.detach()
+
+
+def authors_mse(decoded, images):
+    """MSE with the pixels mapped to [-1, 1], where the authors' data and tanh decoder put them: 4x
+    the MSE in [0, 1], so that their default weights weigh these terms against the adversarial and
+    KL terms as they did."""
+    return F.mse_loss(2 * decoded - 1, 2 * images - 1)
 
 
 def class_discriminator_loss(discriminator, batch, fakes, args):

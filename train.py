@@ -116,7 +116,8 @@ def build_parser():
                        help="pair: update the discriminator only while its accuracy is below this, in (0, 1] "
                             + default_by_mode("disc_gate"))
     optim.add_argument("--reconstruction-weight", type=non_negative_float, default=None,
-                       help="class: weight of each group's reconstruction from its own codes " + default_by_mode("reconstruction_weight"))
+                       help="class: weight of each group's reconstruction from its own codes (MSE with the pixels in "
+                            "[-1, 1], as the authors': 4x the MSE in [0, 1]) " + default_by_mode("reconstruction_weight"))
     optim.add_argument("--swap-weight", type=non_negative_float, default=None,
                        help="class: weight of the same-class swaps Dec(z1, s2), Dec(z2, s1) against x1, x2 "
                             + default_by_mode("swap_weight"))

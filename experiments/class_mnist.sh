@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The full-MNIST runs of --discriminator class (EXPERIMENTS.md, 2026-11-30): the four settings on
-# val, row (a) (the authors' defaults), and the chosen setting's seeds on all 60,000 digits. Two
-# runs at a time, one thread each; a run whose folder holds a checkpoint is resumed, so the script
-# can be started again after an interruption.
+# The full-MNIST runs of --discriminator class at the authors' pixel scale (EXPERIMENTS.md,
+# 2026-12-04): the four settings on val, row (a) (the authors' defaults), and the chosen setting's
+# seeds on all 60,000 digits. Two runs at a time, one thread each; a run whose folder holds a
+# checkpoint is resumed, so the script can be started again after an interruption. (The 2026-11-30
+# runs, before the pixel scale, used this script at commit cee5485.)
 #
 #   bash experiments/class_mnist.sh DIR RUNS val                    # settings A-D on val, then row (a)
 #   bash experiments/class_mnist.sh DIR RUNS final "FLAGS"          # the chosen setting, seeds 0 and 1
@@ -29,10 +30,10 @@ main() {  # a function, so that bash has read all of it before it starts: editin
     case $stage in
         val)
             run val_class_A --val-size 5000 --lr 1e-3 &
-            run val_class_B --val-size 5000 --lr 1e-3 --adversarial-weight 0.1 &
+            run val_class_B --val-size 5000 --lr 1e-3 --adversarial-weight 0.03 &
             wait
-            run val_class_C --val-size 5000 --lr 1e-3 --adversarial-weight 0.1 --kl-weight 1 &
-            run val_class_D --val-size 5000 --lr 2e-4 --adversarial-weight 1 &
+            run val_class_C --val-size 5000 --lr 1e-3 --adversarial-weight 0.1 &
+            run val_class_D --val-size 5000 --lr 3e-4 --adversarial-weight 0.03 &
             wait
             run full_class_authors_s0 --seed 0 ;;
         final)
