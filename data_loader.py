@@ -121,12 +121,13 @@ def load_mnist(data_root, split, val_size=0):
 SPRITES_ARCHIVE = "nips2015-analogy-data.tar.gz (Reed et al., NIPS 2015)"
 SPRITES_SPLITS = {"train": "trainidx", "val": "validx", "test": "testidx"}
 SPRITES_ATTRIBUTES = ("body", "sex", "hair", "armor", "arm", "greaves", "weapon")
+SPRITES_ACTIONS = ("spellcast", "thrust", "walk", "slash", "shoot")  # the order of the clips in a file
 
 
 def load_sprites(data_root, split, cache_dir):
     """The characters of `split` in sprites_splits.mat whose file is present; class = character.
 
-    Style labels per frame: action (spellcast, thrust, walk, slash, shoot), viewpoint (0-3),
+    Style labels per frame: action (SPRITES_ACTIONS), viewpoint (0-3),
     frame index within the animation, and the character's 7 attributes.
     """
     folder = os.path.join(data_root, "sprites")

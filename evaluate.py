@@ -43,7 +43,8 @@ import torch.nn.functional as F
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from data_loader import Dataset, draw_indices, grid_sources, load_dataset, new_stream, split_per_class, to_float
+from data_loader import (SPRITES_ACTIONS, Dataset, draw_indices, grid_sources, load_dataset, new_stream,
+                         split_per_class, to_float)
 from networks import Classifier, ProbeGroup, load_networks
 from utils import (CLIError, HelpFormatter, check_device, checked, checkpoint_path, load_checkpoint,
                    non_negative_int, positive_float, positive_int, resolve_device, run_cli, sample_style,
@@ -56,6 +57,9 @@ WITHIN_CLASS_SPLIT = {"sprites": 0.2}  # dataset -> share of each class's images
 # The style factors probed: the loaders' other style labels are identity attributes (Sprites hair, ...)
 # or bookkeeping (LINE-MOD set and file number). Float labels (pose quaternions) are binned into views.
 STYLE_PROBES = {"sprites": ("action", "viewpoint"), "linemod": ("pose",)}
+# The t-SNE of z is coloured by class, or by this style label where the classes are too many to tell
+# apart (Sprites' 500 characters): z should cluster by it.
+TSNE_COLOURS = {"sprites": ("action", SPRITES_ACTIONS)}
 VIEW_BINS = 8
 ENCODE_BATCH = 500
 JUDGE_LR, JUDGE_BATCH = 1e-3, 128  # the swap-accuracy CNN
@@ -169,10 +173,16 @@ def load_data(config, args):
     data_args = argparse.Namespace(**{"val_size": 0, **config, "data_root": args.data_root or config["data_root"],
                                       "cache_dir": args.cache_dir or config.get("cache_dir")})
     train, held_out = load_dataset(data_args, "train"), load_dataset(data_args, args.eval_split)
-    if list(train.image_shape) != list(config["image_shape"]) or train.num_classes != config["num_classes"]:
+    trained_classes = config.get("class_names") or train.class_names[:config["num_classes"]]
+    if (list(train.image_shape) != list(config["image_shape"]) or not set(train.class_names) <= set(trained_classes)
+            or train.num_classes > config["num_classes"]):
         raise CLIError(f"the data in {data_args.data_root} has images {train.image_shape} and {train.num_classes} "
                        f"classes, but the checkpoint was trained on {tuple(config['image_shape'])} and "
                        f"{config['num_classes']}: pass the --data-root it was trained on")
+    if train.num_classes < config["num_classes"]:  # a part of the training data, say a Sprites subset
+        print(f"note: {data_args.data_root} holds {train.num_classes} of the {config['num_classes']} classes the "
+              f"checkpoint was trained on: the probes and the swap judge read those only, an easier task than "
+              f"the full evaluation's")
     names = [name for name in STYLE_PROBES.get(config["dataset"], ()) if name in train.style_labels]
     train, held_out = (dataclasses.replace(data, style_labels={name: data.style_labels[name] for name in names})
                        for data in (train, held_out))
@@ -452,7 +462,8 @@ def pyplot():
 
 
 def plot_tsne(mu, labels, class_names, count, seed, title, path):
-    """2-D t-SNE of the z means (posterior means) of `count` random test images, coloured by class."""
+    """2-D t-SNE of the z means (posterior means) of `count` random test images, coloured by their
+    labels (class ids, or a style label), named by class_names."""
     from sklearn.manifold import TSNE
     plt = pyplot()
     chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:count]
@@ -628,8 +639,10 @@ def draw_pictures(encoder, decoder, held_out, probe_eval, eval_codes, config, ar
     if not args.skip_tsne:
         tick = time.time()
         print(f"t-SNE of {min(args.tsne_images, len(probe_eval.labels))} z means ...", flush=True)
-        plot_tsne(eval_codes["mu"], probe_eval.labels, probe_eval.class_names, args.tsne_images, args.seed,
-                  title, os.path.join(out, "tsne_z.png"))
+        colour_label, colour_names = TSNE_COLOURS.get(config["dataset"], (None, probe_eval.class_names))
+        colours = probe_eval.style_labels[colour_label] if colour_label else probe_eval.labels
+        plot_tsne(eval_codes["mu"], colours, colour_names, args.tsne_images, args.seed,
+                  title + (f", coloured by {colour_label}" if colour_label else ""), os.path.join(out, "tsne_z.png"))
         pictures["tsne_z.png"] = f"{stem}_tsne_z.png"
         print(f"t-SNE in {time.time() - tick:.1f} s")
     if os.path.isfile(log_path):

@@ -165,6 +165,7 @@ class ClassDiscriminator(nn.Module):
         super().__init__()
         channels, height, width = image_shape
         self.padding = [pad for size in (width, height) for pad in split_padding(-size % 8)]
+        self.padding_value = 0.0  # our background; the authors' padding is mid-grey in their [-1, 1]
         self.grid = ((height + 7) // 8, (width + 7) // 8)
         cells = self.grid[0] * self.grid[1]
         widths = [features, 2 * features, 4 * features]
@@ -187,7 +188,7 @@ class ClassDiscriminator(nn.Module):
         return F.interpolate(table, scale_factor=4 // 2 ** level, mode="nearest") if level < 2 else table
 
     def forward(self, images, labels):
-        h = self.to_half(F.pad(images, self.padding)) + self.class_map(0, labels)
+        h = self.to_half(F.pad(images, self.padding, value=self.padding_value)) + self.class_map(0, labels)
         h = self.to_quarter(h) + self.class_map(1, labels)
         h = self.to_eighth(h) + self.class_map(2, labels)
         return self.output(h).squeeze(1).float()

@@ -109,8 +109,8 @@ EDITS = [
          "real = discriminator(torch.cat([batch.partners, batch.others]), labels)",
          "real = discriminator(torch.cat([batch.images, batch.others]), labels)"),
     Edit("class: first class table not added", "class objective", "networks.py",
-         "h = self.to_half(F.pad(images, self.padding)) + self.class_map(0, labels)",
-         "h = self.to_half(F.pad(images, self.padding))"),
+         "h = self.to_half(F.pad(images, self.padding, value=self.padding_value)) + self.class_map(0, labels)",
+         "h = self.to_half(F.pad(images, self.padding, value=self.padding_value))"),
     Edit("class: x2 partners of x3", "class objective", "objective.py",
          "draw_partners(anchors[0], data.labels, index, sampler)", "draw_partners(anchors[1], data.labels, index, sampler)"),
     # an iteration on the device

@@ -295,6 +295,34 @@ def test_train_runs_on_sprites(sprites_root, tmp_path):
     assert os.path.isfile(out / "swap_grid.png")
 
 
+@pytest.mark.slow
+def test_a_sprites_model_is_evaluated_on_part_of_its_characters_with_z_coloured_by_action(tmp_path, monkeypatch,
+                                                                                        capsys):
+    import evaluate
+    roots = {"all": tmp_path / "all" / "sprites", "part": tmp_path / "part" / "sprites"}
+    for name, characters in (("all", (1, 2, 3)), ("part", (1, 3))):
+        os.makedirs(roots[name])
+        for character in characters:
+            write_sprites_file(roots[name] / f"sprites_{character - 1}.mat", character)
+        scipy.io.savemat(roots[name] / "sprites_splits.mat",
+                         {"trainidx": np.array([[1, 2, 3]], np.uint16), "validx": np.array([[4]], np.uint16),
+                          "testidx": np.array([[3]], np.uint16)})
+    run_script("train.py", "--dataset", "sprites", "--data-root", roots["all"].parent, "--cache-dir", tmp_path / "cache",
+               "--batch-size", 8, "--max-iterations", 1, "--device", "cpu", "--out", tmp_path / "run")
+    plotted = {}
+    monkeypatch.setattr(evaluate, "plot_tsne", lambda mu, labels, names, *rest: plotted.update(labels=labels,
+                                                                                                names=names))
+    evaluate.main(["--checkpoint", str(tmp_path / "run"), "--data-root", str(roots["part"].parent),
+                   "--probe-iterations", "20", "--judge-iterations", "5", "--swap-pairs", "20", "--tsne-images", "10",
+                   "--device", "cpu", "--out", str(tmp_path / "eval")])
+    assert "holds 2 of the 3 classes the checkpoint was trained on" in capsys.readouterr().out
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["probes"]["s"]["test_acc"] >= 0 and results["protocol"]["probe_eval_images"] == 2 * 7
+    # z's t-SNE: coloured by the actions of the probes' held-out frames, not by their 2 characters
+    assert plotted["names"] == ("spellcast", "thrust", "walk", "slash", "shoot")
+    assert sorted(set(plotted["labels"].tolist())) == [0, 1, 2, 3, 4]
+
+
 # ---------------------------------------------------------------------------------------------
 # The real data (../shared/data), when DFV_DATA points at it.
 
