@@ -119,6 +119,13 @@ EDITS = [
          "stepped = finite & bool(mean_accuracy < args.disc_gate)"),
     Edit("a non-finite update lands", "device", "objective.py",
          "optimizer.found_inf = (~apply).float()", "optimizer.found_inf = torch.zeros(())"),
+    # --precision bf16
+    Edit("bf16: a cast cache across the iteration's updates", "device", "train.py",
+         "enabled=args.precision == \"bf16\", cache_enabled=False", "enabled=args.precision == \"bf16\""),
+    Edit("bf16: the flag ignored", "device", "train.py",
+         "enabled=args.precision == \"bf16\", cache_enabled=False", "enabled=False, cache_enabled=False"),
+    Edit("bf16: the decoder returns bfloat16", "device", "networks.py",
+         "return self.deconv(h.view(-1, *self.start_shape)).float()", "return self.deconv(h.view(-1, *self.start_shape))"),
     # the data
     Edit("partner may be the anchor", "data", "data_loader.py",
          "offset = 1 + (uniform * (count - 1)).long()", "offset = (uniform * count).long()"),

@@ -237,6 +237,54 @@ def test_an_iteration_never_reads_the_device(mnist_root, monkeypatch, mode):
     assert all(torch.isfinite(p).all() for net in training.nets for p in net.parameters())
 
 
+def test_bf16_steps_each_see_the_weights_the_step_before_left(mnist_root):
+    # --precision bf16 runs the networks under bfloat16 autocast. One iteration holds four updates,
+    # so a cast cached across the iteration would hand the generator steps the bfloat16 weights
+    # from before the autoencoder's update: the iteration must equal its steps run one by one, each
+    # in an autocast of its own. It must also differ from float32 (autocast is on), but not by much.
+    args, _ = train.parse_args(["--data-root", mnist_root, "--batch-size", "8", "--precision", "bf16",
+                                "--disc-gate", "1.0", "--device", "cpu"])
+    data = train.load_dataset(args, "train")
+
+    def weights_after(run):
+        torch.manual_seed(0)
+        training = train.setup_training(data, args)
+        torch.manual_seed(1)
+        batches = objective.draw_pair_iteration(data, training.stream, training.index, training.sampler, args)
+        run(training, batches)
+        return torch.cat([p.detach().flatten() for net in training.nets for p in net.parameters()])
+
+    def iteration(training, batches):
+        train.iteration_runner(training, args)(batches)
+
+    def step_by_step(training, batches):
+        steps = ([(objective.autoencoder_step, "autoencoder", batches.autoencoder)]
+                 + [(objective.generator_step, "generator", batch) for batch in batches.generator]
+                 + [(objective.discriminator_step, "discriminator", batch) for batch in batches.discriminator])
+        for step, name, batch in steps:
+            with torch.autocast("cpu", torch.bfloat16):
+                step(training.step_nets, training.optimizers[name], batch, args)
+
+    def in_float32(training, batches):
+        with torch.autocast("cpu", enabled=False):
+            objective.pair_iteration(training.step_nets, training.optimizers, batches, args)
+    bf16 = weights_after(iteration)
+    assert torch.equal(bf16, weights_after(step_by_step))
+    fp32 = weights_after(in_float32)
+    assert not torch.equal(bf16, fp32) and (bf16 - fp32).abs().max() < 1e-3  # Adam's steps are lr 1e-4
+
+
+def test_networks_return_float32_under_autocast():
+    encoder, decoder, discriminator = build_models((3, 64, 64), 7, 5)
+    images = torch.rand(2, 3, 64, 64)
+    with torch.autocast("cpu", torch.bfloat16):
+        mu, logvar, class_code = encoder(images)
+        rebuilt = decoder(mu, class_code)
+        logits = discriminator(images, rebuilt)
+        assert encoder.features[0](images).dtype == torch.bfloat16  # the convolutions do run in bfloat16
+    assert all(t.dtype == torch.float32 for t in (mu, logvar, class_code, rebuilt, logits))
+
+
 def test_an_update_applies_its_own_loss_gradient_only():
     # two optimizers share the encoder and decoder: a gradient left over from the other one's
     # step must not leak into this one
@@ -312,7 +360,7 @@ def test_resume_applies_a_typed_learning_rate(mnist_root, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [[], ["--shift", 2]])  # the shifts draw from the saved sampler
+@pytest.mark.parametrize("extra", [[], ["--shift", 2], ["--precision", "bf16"]])  # shifts draw from the saved sampler
 def test_resume_mid_epoch_from_max_iterations(mnist_root, tmp_path, extra):
     common = ["--data-root", mnist_root, "--batch-size", 16, "--epochs", 1, *extra]
     run_script("train.py", *common, "--out", tmp_path / "straight")
