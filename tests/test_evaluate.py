@@ -421,7 +421,7 @@ def test_evaluate_a_networks_only_checkpoint_without_log(tiny_run, mnist_root, t
     assert sorted(os.listdir(out)) == ["mnist_16.png", "results.json"]
 
 
-# The shipped models' README rows (full MNIST, test split, --protocol published, probe seed 0) and
+# The shipped models' README rows (test split, --protocol published, probe seed 0) and
 # how far from them this test's 5,000-step probe at lr 1e-3 may read: each margin is the short
 # probe's offset from the row plus twice its spread over probe seeds 0-2, rounded up to half a point
 # (0.01 for style kept).
@@ -440,24 +440,33 @@ SHIPPED_ROWS = {
                                "swap_s_class": (68.7, 10.5), "swap_z_class": (3.5, 0.5),
                                "ink_kept": (-0.00, 0.03), "slant_kept": (0.00, 0.01), "width_kept": (-0.02, 0.04)},
 }
-FULL_MNIST = REAL_DATA and os.path.join(REAL_DATA, "mnist-full")
+# Each shipped checkpoint's data folder inside DFV_DATA, and the images its probes train and are scored on there.
+SHIPPED_DATA = {"mnist_z16_s16.pt": ("mnist-full", 60000, 10000), "mnist_class_z16_s16.pt": ("mnist-full", 60000, 10000)}
+
+
+def measured_row(results):
+    """A results.json as the README's row names it: probe accuracies in %, swap shares in %, style
+    kept, and each style label's probes as <label>_<code>."""
+    swap, probes = results["swap"], results["probes"]
+    return {**{name: 100 * probes[name]["test_acc"] for name in ("z_sampled", "z_mean", "s")},
+            "swap_s_class": 100 * swap["labelled_s_class"], "swap_z_class": 100 * swap["labelled_z_class"],
+            **{f"{name}_kept": value for name, value in swap["style_kept"]["swap"].items()},
+            **{f"{label}_{code}": 100 * style[code]["test_acc"] for label, style in probes["style"].items()
+               for code in ("z_sampled", "z_mean", "s")}}
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (FULL_MNIST and os.path.isdir(os.path.join(FULL_MNIST, "MNIST", "raw"))),
-                    reason="set DFV_DATA to the shared data folder, with all of MNIST in mnist-full/")
+@pytest.mark.skipif(not REAL_DATA, reason="set DFV_DATA to the shared data folder")
 @pytest.mark.parametrize("checkpoint", SHIPPED_ROWS)
-def test_shipped_mnist_checkpoint_reproduces_its_readme_row_on_full_mnist(tmp_path, checkpoint):
+def test_shipped_checkpoint_reproduces_its_readme_row(tmp_path, checkpoint):
+    folder, train_images, eval_images = SHIPPED_DATA[checkpoint]
     run_script("evaluate.py", "--checkpoint", os.path.join(ROOT, "checkpoints", checkpoint),
-               "--data-root", FULL_MNIST, "--out", tmp_path, "--skip-tsne", "--device", "cpu",
+               "--data-root", os.path.join(REAL_DATA, folder), "--out", tmp_path, "--skip-tsne", "--device", "cpu",
                "--probe-iterations", 5000, "--probe-lr", 1e-3, timeout=900)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["protocol"]["probe_train_images"] == 60000 and results["protocol"]["probe_eval_images"] == 10000
-    kept = results["swap"]["style_kept"]["swap"]
-    measured = {**{name: 100 * results["probes"][name]["test_acc"] for name in ("z_sampled", "z_mean", "s")},
-                "swap_s_class": 100 * results["swap"]["labelled_s_class"],
-                "swap_z_class": 100 * results["swap"]["labelled_z_class"],
-                **{f"{name}_kept": kept[name] for name in ("ink", "slant", "width")}}
+    assert (results["protocol"]["probe_train_images"], results["protocol"]["probe_eval_images"]) == (train_images,
+                                                                                                   eval_images)
+    measured = measured_row(results)
     far = {name: (measured[name], row, margin) for name, (row, margin) in SHIPPED_ROWS[checkpoint].items()
            if abs(measured[name] - row) > margin}
     assert not far, far  # name: (measured, README row, margin)
