@@ -7,12 +7,13 @@
 #
 #   bash experiments/class_mnist.sh DIR RUNS val                    # settings A-D on val, then row (a)
 #   bash experiments/class_mnist.sh DIR RUNS final "FLAGS"          # the chosen setting, seeds 0 and 1
+#   bash experiments/class_mnist.sh DIR RUNS differences            # the authors' differences, one at a time
 #
 # DIR holds MNIST/raw with all 60,000 training digits; RUNS is where the run folders go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
-usage="usage: experiments/class_mnist.sh DIR RUNS val|final [FLAGS]"
+usage="usage: experiments/class_mnist.sh DIR RUNS val|final|differences [FLAGS]"
 
 run() {  # run NAME FLAGS...: train, or resume the run folder RUNS/NAME
     local name=$1; shift
@@ -22,6 +23,21 @@ run() {  # run NAME FLAGS...: train, or resume the run folder RUNS/NAME
         mkdir -p "$runs"
         python train.py --dataset mnist --data-root "$data" --discriminator class --epochs 10 --save-every 1 \
             --out "$runs/$name" "$@" > "$runs/$name.out" 2>&1
+    fi
+}
+
+pilot() {  # pilot NAME DIFFERENCE FLAGS...: 2 epochs of setting A with one difference, evaluated on val
+    local name=$1 difference=$2; shift 2
+    mkdir -p "$(dirname "$runs/$name")"
+    if [ -f "$runs/$name/checkpoint.pt" ]; then
+        python experiments/class_differences.py "$difference" --resume "$runs/$name" >> "$runs/$name.out" 2>&1
+    else
+        python experiments/class_differences.py "$difference" --dataset mnist --data-root "$data" --val-size 5000 \
+            --discriminator class --lr 1e-3 --epochs 2 --save-every 1 --out "$runs/$name" "$@" > "$runs/$name.out" 2>&1
+    fi
+    if [ ! -f "$runs/$name/val/results.json" ]; then
+        python evaluate.py --checkpoint "$runs/$name" --eval-split val --skip-tsne --out "$runs/$name/val" \
+            >> "$runs/$name.out" 2>&1
     fi
 }
 
@@ -41,6 +57,12 @@ main() {  # a function, so that bash has read all of it before it starts: editin
             run full_class_s0 --seed 0 "${flags[@]}" &
             run full_class_s1 --seed 1 "${flags[@]}" &
             wait ;;
+        differences)  # setting A, 2 epochs on val, each of the authors' differences put back alone, seeds 0 and 1
+            for seed in 0 1; do
+                for difference in none uniform_x3 bn_uniform grey_padding; do
+                    pilot "differences/${difference}_s$seed" "$difference" --seed "$seed"
+                done
+            done ;;
         *)
             echo "$usage" >&2; exit 2 ;;
     esac
