@@ -393,8 +393,8 @@ def cache_folder(cache_dir):
     return cache_dir or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dfv")
 
 
-def cached(name, sources, options, cache_dir, build):
-    """build() -> dict of tensors, run only when no cache for these sources and options exists.
+def cache_path(name, sources, options, cache_dir):
+    """The cache file of these source files and options.
 
     The key covers each source file's path, size and modification time and the options that
     change the decoded values, so an edited, added or removed file or a new option rebuilds it.
@@ -402,7 +402,12 @@ def cached(name, sources, options, cache_dir, build):
     stamps = [(os.path.abspath(path), stat.st_size, stat.st_mtime_ns) for path, stat in
               ((path, os.stat(path)) for path in sources)]
     key = hashlib.sha256(json.dumps([CACHE_FORMAT, name, options, stamps]).encode()).hexdigest()[:20]
-    path = os.path.join(cache_folder(cache_dir), f"{name}-{key}.pt")
+    return os.path.join(cache_folder(cache_dir), f"{name}-{key}.pt")
+
+
+def cached(name, sources, options, cache_dir, build):
+    """build() -> dict of tensors, run only when no cache for these sources and options exists."""
+    path = cache_path(name, sources, options, cache_dir)
     if os.path.isfile(path):
         try:
             return torch.load(path, weights_only=True, mmap=True)  # mmap: a split reads only its pages

@@ -6,14 +6,16 @@
 # runs, before the pixel scale, used this script at commit cee5485.)
 #
 #   bash experiments/class_mnist.sh DIR RUNS val                    # settings A-D on val, then row (a)
+#   bash experiments/class_mnist.sh DIR RUNS authors                # row (a) alone
 #   bash experiments/class_mnist.sh DIR RUNS final "FLAGS"          # the chosen setting, seeds 0 and 1
 #   bash experiments/class_mnist.sh DIR RUNS differences            # the authors' differences, one at a time
 #
-# DIR holds MNIST/raw with all 60,000 training digits; RUNS is where the run folders go.
+# DIR holds MNIST/raw with all 60,000 training digits; RUNS is where the run folders go. EXTRA_FLAGS
+# (say --cuda-graphs) go to train.py after a new run's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
-usage="usage: experiments/class_mnist.sh DIR RUNS val|final|differences [FLAGS]"
+usage="usage: experiments/class_mnist.sh DIR RUNS val|authors|final|differences [FLAGS]"
 
 run() {  # run NAME FLAGS...: train, or resume the run folder RUNS/NAME
     local name=$1; shift
@@ -22,7 +24,7 @@ run() {  # run NAME FLAGS...: train, or resume the run folder RUNS/NAME
     else
         mkdir -p "$runs"
         python train.py --dataset mnist --data-root "$data" --discriminator class --epochs 10 --save-every 1 \
-            --out "$runs/$name" "$@" > "$runs/$name.out" 2>&1
+            --out "$runs/$name" "$@" ${EXTRA_FLAGS:-} > "$runs/$name.out" 2>&1
     fi
 }
 
@@ -51,6 +53,8 @@ main() {  # a function, so that bash has read all of it before it starts: editin
             run val_class_C --val-size 5000 --lr 1e-3 --adversarial-weight 0.1 &
             run val_class_D --val-size 5000 --lr 3e-4 --adversarial-weight 0.03 &
             wait
+            run full_class_authors_s0 --seed 0 ;;
+        authors)
             run full_class_authors_s0 --seed 0 ;;
         final)
             read -r -a flags <<< "${4:?$usage}"

@@ -117,6 +117,22 @@ def test_sprites_missing_files_are_clear_errors(sprites_root, tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_a_packed_split_loads_elsewhere_from_stand_ins_without_decoding(sprites_root, tmp_path, monkeypatch):
+    """experiments/carry_dataset.py: the same frames and labels under another root, nothing decoded."""
+    here = load_dataset(data_args("sprites", sprites_root, tmp_path / "here"), "train")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "here"))
+    run_script("experiments/carry_dataset.py", "pack", "sprites", sprites_root, "train", tmp_path / "train.xz")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "there"))
+    run_script("experiments/carry_dataset.py", "unpack", tmp_path / "train.xz", tmp_path / "root")
+    assert os.path.getsize(tmp_path / "root" / "sprites" / "sprites_0.mat") == os.path.getsize(
+        sprites_root / "sprites" / "sprites_0.mat")
+    monkeypatch.setattr("data_loader.decode_sprites", lambda files: pytest.fail("decoded the stand-ins"))
+    there = load_dataset(data_args("sprites", tmp_path / "root", tmp_path / "there" / "dfv"), "train")
+    assert torch.equal(there.images, here.images) and torch.equal(there.labels, here.labels)
+    assert there.class_names == here.class_names
+    assert all(torch.equal(there.style_labels[name], here.style_labels[name]) for name in here.style_labels)
+
+
 # ---------------------------------------------------------------------------------------------
 # LINE-MOD fixture: {real,fine,coarse}/<object>/<set><i>.png, poses.txt, real/training_split.txt.
 
