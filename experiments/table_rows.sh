@@ -12,7 +12,8 @@
 # characters, LINEMOD_DIR linemod/; RUNS is where the run folders go. Rows: sprites_z512_s64_sS,
 # sprites_z1024_s512_sS, linemod_z64_s256_sS, linemod_z256_s512_sS, mnist_z64_s64_sS (the published
 # flags) and mnist_z16_s16_bf16_sS (the published flags under --precision bf16), S the seed.
-# EXTRA_FLAGS (say --cuda-graphs) go to train.py after a new row's own.
+# EXTRA_FLAGS (say --cuda-graphs) go to train.py after a new row's own; TRAIN_ONLY=1 leaves the
+# evaluation to a later call (a lent GPU trains, the CPU evaluates: experiments/device_rows.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
@@ -43,7 +44,7 @@ row() {  # row NAME: train (or resume) RUNS/NAME, then evaluate its final checkp
     else
         python train.py --data-root "$data" "${flags[@]}" ${EXTRA_FLAGS:-} --out "$runs/$name" > "$runs/$name.out" 2>&1
     fi
-    if [ ! -f "$runs/$name/test_seed0/results.json" ]; then
+    if [ -z "${TRAIN_ONLY:-}" ] && [ ! -f "$runs/$name/test_seed0/results.json" ]; then
         bash experiments/evaluate_final.sh "$data" "$runs/$name" 0 >> "$runs/$name.out" 2>&1
     fi
 }
