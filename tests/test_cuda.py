@@ -1,5 +1,6 @@
-"""On a CUDA device: the iteration replayed as a CUDA graph computes what the eager one does, makes
-no host sync, resumes exactly, and --compile runs. Skipped without CUDA; .ci/gpu runs them."""
+"""On a CUDA device: the iteration replayed as a CUDA graph computes what the eager one does (also
+under bfloat16 autocast), makes no host sync, resumes exactly, and --compile runs. Skipped without
+CUDA; .ci/gpu runs them."""
 import signal
 
 import pytest
@@ -41,10 +42,11 @@ def iterations(mnist_root, mode, extra, count=50, poisoned=30):
     return torch.stack(rows).cpu(), torch.stack(skips).cpu(), weights.cpu()
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("mode", MODES)
-def test_the_graph_replays_the_eager_iteration(mnist_root, mode):
-    eager_rows, eager_skips, eager_weights = iterations(mnist_root, mode, [])
-    graph_rows, graph_skips, graph_weights = iterations(mnist_root, mode, ["--cuda-graphs"])
+def test_the_graph_replays_the_eager_iteration(mnist_root, mode, precision):
+    eager_rows, eager_skips, eager_weights = iterations(mnist_root, mode, ["--precision", precision])
+    graph_rows, graph_skips, graph_weights = iterations(mnist_root, mode, ["--precision", precision, "--cuda-graphs"])
     torch.testing.assert_close(graph_rows, eager_rows, rtol=1e-4, atol=1e-6, equal_nan=True)
     assert torch.equal(graph_skips, eager_skips) and graph_skips[30].sum() >= 1 and graph_skips.sum() == graph_skips[30].sum()
     torch.testing.assert_close(graph_weights, eager_weights, rtol=1e-4, atol=1e-6)

@@ -8,7 +8,8 @@ from conftest import ROOT
 from networks import load_networks
 from utils import load_checkpoint, swap_grid
 
-SHIPPED = {"mnist_pair": "mnist_z16_s16.pt", "mnist_class": "mnist_class_z16_s16.pt"}
+SHIPPED = {"mnist_pair": "mnist_z16_s16.pt", "mnist_class": "mnist_class_z16_s16.pt", "sprites_pair": "sprites_z512_s64.pt",
+           "linemod_pair": "linemod_z64_s256.pt"}
 
 
 @pytest.mark.parametrize("entry", SHIPPED)
@@ -18,12 +19,13 @@ def test_hub_loaded_networks_draw_the_shipped_checkpoints_swap_grid(entry):
         pytest.skip(f"{SHIPPED[entry]} is not shipped yet")
     encoder, decoder = torch.hub.load(ROOT, entry, source="local")
     assert not encoder.training and not decoder.training
-    images = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    shipped = load_networks(load_checkpoint(path), "cpu")
+    state = load_checkpoint(path)
+    images = torch.rand(6, *state["config"]["image_shape"], generator=torch.Generator().manual_seed(0))
+    shipped = load_networks(state, "cpu")
     assert torch.equal(swap_grid(encoder, decoder, images, images), swap_grid(*shipped, images, images))
 
 
-def test_hub_lists_the_two_models_and_documents_them():
+def test_hub_lists_the_shipped_models_and_documents_them():
     import hubconf
     entries = [name for name in dir(hubconf) if callable(getattr(hubconf, name)) and not name.startswith("_")]
     assert sorted(entries) == sorted(SHIPPED)  # what torch.hub.list shows
