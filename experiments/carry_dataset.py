@@ -15,21 +15,17 @@ import argparse
 import io
 import lzma
 import os
+import pickle
 import sys
-from types import SimpleNamespace
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import data_loader  # noqa: E402
+import train  # noqa: E402
 from utils import CLIError, run_cli, save_atomically  # noqa: E402
 
 SMALL_FILE = 64 * 1024  # files up to this size travel whole: the loader may read them outside its cache
-
-
-def loader_args(dataset, data_root):
-    return SimpleNamespace(dataset=dataset, data_root=data_root, val_size=0, cache_dir=None,
-                           linemod_sets="real,fine,coarse", image_size=64, test_fraction=0.2)
 
 
 def load_recording_cache(dataset, data_root, split, build=None):
@@ -42,7 +38,8 @@ def load_recording_cache(dataset, data_root, split, build=None):
         return cached(name, sources, options, cache_dir, build or decode)
     data_loader.cached = recording
     try:
-        data = data_loader.load_dataset(loader_args(dataset, data_root), split)
+        data = data_loader.load_dataset(train.build_parser().parse_args(["--dataset", dataset, "--data-root",
+                                                                          data_root]), split)
     finally:
         data_loader.cached = cached
     if len(calls) != 1:
@@ -54,12 +51,12 @@ def pack(dataset, data_root, split, archive):
     data, (name, sources, options) = load_recording_cache(dataset, data_root, split)
     tensors = torch.load(data_loader.cache_path(name, sources, options, None), weights_only=True)
     tensors["images"] = tensors["images"].permute(0, 2, 3, 1).contiguous()  # channels last compresses 2x better
-    stand_ins, files = {}, {}
+    stand_ins, files, source_paths = {}, {}, set(map(os.path.abspath, sources))
     for folder, _, names in os.walk(os.path.join(data_root, dataset)):
         for file_name in names:
             path = os.path.join(folder, file_name)
             relative, stat = os.path.relpath(path, data_root), os.stat(path)
-            if stat.st_size > SMALL_FILE or os.path.abspath(path) in map(os.path.abspath, sources):
+            if stat.st_size > SMALL_FILE or os.path.abspath(path) in source_paths:
                 stand_ins[relative] = (stat.st_size, stat.st_mtime_ns)
             else:
                 with open(path, "rb") as small:
@@ -76,8 +73,13 @@ def pack(dataset, data_root, split, archive):
 
 
 def unpack(archive, data_root):
-    with open(archive, "rb") as packed:
-        payload = torch.load(io.BytesIO(lzma.decompress(packed.read())), weights_only=False)
+    try:
+        with open(archive, "rb") as packed:
+            payload = torch.load(io.BytesIO(lzma.decompress(packed.read())), weights_only=False)
+    except (lzma.LZMAError, EOFError, pickle.UnpicklingError, RuntimeError) as error:
+        raise CLIError(f"cannot read {archive} ({type(error).__name__}): write it again with "
+                       f"carry_dataset.py pack") from error
+    refuse_to_overwrite(payload, data_root)
     for relative, (size, mtime) in payload["stand_ins"].items():
         path = os.path.join(data_root, relative)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -103,6 +105,26 @@ def unpack(archive, data_root):
     if len(data.images) != payload["images"]:
         raise CLIError(f"{archive} packed {payload['images']} images, the loader finds {len(data.images)}")
     print(f"{data_root}: {payload['dataset']} {payload['split']} ready, {len(data.images)} images")
+
+
+def refuse_to_overwrite(payload, data_root):
+    """Unpacking writes stand-ins over the dataset's files: only where a file is absent or is
+    already what this archive writes (another split of the same pack), never over real data."""
+    for relative, (size, mtime) in payload["stand_ins"].items():
+        path = os.path.join(data_root, relative)
+        if os.path.exists(path) and (os.path.getsize(path), os.stat(path).st_mtime_ns) != (size, mtime):
+            raise CLIError(f"{path} exists and is not this archive's stand-in: unpack into another folder")
+        if os.path.exists(path) and any(read_bytes(path, 1 << 16)):
+            raise CLIError(f"{path} holds data (a stand-in is all zeros): unpack into another folder")
+    for relative, (content, _) in payload["files"].items():
+        path = os.path.join(data_root, relative)
+        if os.path.exists(path) and read_bytes(path) != content:
+            raise CLIError(f"{path} exists with other contents: unpack into another folder")
+
+
+def read_bytes(path, limit=-1):
+    with open(path, "rb") as handle:
+        return handle.read(limit)
 
 
 def build_parser():

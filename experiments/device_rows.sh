@@ -55,7 +55,7 @@ collect() {  # collect SECONDS FILES: until then, or until the trainer ends, mov
             [ -f "$runs/$name/final.pt" ] || python export_checkpoint.py "$runs/$name" "$runs/$name/final.pt" > /dev/null || continue
             # the TensorBoard events hold what log.csv holds
             tar -cf "$runs/$name.tar" --exclude checkpoint.pt --exclude "events.*" -C "$runs" "$name.out" "$name"
-            size=$(stat -c %s "$runs/$name.tar") parts=$(( $(stat -c %s "$runs/$name.tar") / (15 * 1024 * 1024) + 1 ))
+            size=$(stat -c %s "$runs/$name.tar"); parts=$((size / (15 * 1024 * 1024) + 1))
             [ "$size" -le "$budget" ] && [ "$parts" -le "$files" ] || continue  # the next call takes it
             split -b 15M -d "$runs/$name.tar" "$OUT/$name.tar.part"
             budget=$((budget - size)) files=$((files - parts))

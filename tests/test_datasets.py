@@ -131,6 +131,19 @@ def test_a_packed_split_loads_elsewhere_from_stand_ins_without_decoding(sprites_
     assert torch.equal(there.images, here.images) and torch.equal(there.labels, here.labels)
     assert there.class_names == here.class_names
     assert all(torch.equal(there.style_labels[name], here.style_labels[name]) for name in here.style_labels)
+    run_script("experiments/carry_dataset.py", "unpack", tmp_path / "train.xz", tmp_path / "root")  # again: no harm
+
+
+def test_unpacking_over_real_data_or_from_a_damaged_archive_is_refused_in_one_line(sprites_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run_script("experiments/carry_dataset.py", "pack", "sprites", sprites_root, "train", tmp_path / "train.xz")
+    real = (sprites_root / "sprites" / "sprites_0.mat").read_bytes()
+    refused = run_script("experiments/carry_dataset.py", "unpack", tmp_path / "train.xz", sprites_root, check=False)
+    assert refused.returncode == 1 and "holds data" in refused.stderr and refused.stderr.count("\n") == 1
+    assert (sprites_root / "sprites" / "sprites_0.mat").read_bytes() == real  # nothing overwritten
+    (tmp_path / "damaged.xz").write_bytes((tmp_path / "train.xz").read_bytes()[:100])
+    damaged = run_script("experiments/carry_dataset.py", "unpack", tmp_path / "damaged.xz", tmp_path / "root", check=False)
+    assert damaged.returncode == 1 and "write it again" in damaged.stderr and damaged.stderr.count("\n") == 1
 
 
 # ---------------------------------------------------------------------------------------------
