@@ -61,12 +61,13 @@ main() {  # a function, so that bash has read all of it before it starts: editin
             run full_class_s0 --seed 0 "${flags[@]}" &
             run full_class_s1 --seed 1 "${flags[@]}" &
             wait ;;
-        differences)  # setting A, 2 epochs on val, each of the authors' differences put back alone, seeds 0 and 1
+        differences)  # setting A, 2 epochs on val, each of the authors' differences put back alone; a lane per seed
             for seed in 0 1; do
                 for difference in none uniform_x3 bn_uniform grey_padding; do
                     pilot "differences/${difference}_s$seed" "$difference" --seed "$seed"
-                done
-            done ;;
+                done &
+            done
+            wait ;;
         *)
             echo "$usage" >&2; exit 2 ;;
     esac
