@@ -473,7 +473,7 @@ def class_index(labels, num_classes):
     start = torch.cumsum(count, 0) - count
     rank = torch.empty_like(labels)  # position of each image inside its class block
     rank[order] = torch.arange(len(labels), device=labels.device) - start[labels[order]]
-    return {"order": order, "start": start, "count": count, "rank": rank}
+    return {"order": order, "start": start, "count": count, "rank": rank, "present": torch.nonzero(count).flatten()}
 
 
 def draw_partners(anchors, labels, index, rng):
@@ -483,6 +483,15 @@ def draw_partners(anchors, labels, index, rng):
     uniform = torch.rand(len(anchors), generator=rng, device=rng.device)
     offset = 1 + (uniform * (count - 1)).long()  # in 1 .. count-1: never the anchor itself
     return index["order"][index["start"][label] + (index["rank"][anchors] + offset) % count]
+
+
+def draw_by_uniform_class(size, index, rng):
+    """`size` images, each drawn by picking a class uniformly among those present and then an image
+    of it uniformly: the authors' x3, whatever the classes' frequencies."""
+    present = index["present"]
+    classes = present[torch.randint(len(present), (size,), generator=rng, device=rng.device)]
+    within = (torch.rand(size, generator=rng, device=rng.device) * index["count"][classes]).long()
+    return index["order"][index["start"][classes] + within]
 
 
 def one_of_each(values, wanted, rng):

@@ -156,16 +156,17 @@ class ClassDiscriminator(nn.Module):
 
     A per-class table, reshaped to a feature map of 1/8 the image size and upsampled, is added to
     the convolution features at three depths (at 1/2, 1/4 and 1/8 of the image size); batch norm,
-    LeakyReLU 0.2, dropout 0.5 before the last linear layer. Images are zero-padded to a multiple of
-    8 pixels (MNIST: 28 -> 32, as theirs), so for MNIST the tables hold 256, 512 and 1024 numbers
-    per class, added onto 16x16, 8x8 and 4x4 maps.
+    LeakyReLU 0.2, dropout 0.5 before the last linear layer. Images are padded to a multiple of 8
+    pixels (MNIST: 28 -> 32, as theirs), so for MNIST the tables hold 256, 512 and 1024 numbers per
+    class, added onto 16x16, 8x8 and 4x4 maps. As in Torch7, the padding is mid-grey (their 0 in
+    [-1, 1]) and the batch-norm scales start uniform in [0, 1].
     """
 
     def __init__(self, image_shape, num_classes, features=16):
         super().__init__()
         channels, height, width = image_shape
         self.padding = [pad for size in (width, height) for pad in split_padding(-size % 8)]
-        self.padding_value = 0.0  # our background; the authors' padding is mid-grey in their [-1, 1]
+        self.padding_value = 0.5
         self.grid = ((height + 7) // 8, (width + 7) // 8)
         cells = self.grid[0] * self.grid[1]
         widths = [features, 2 * features, 4 * features]
@@ -181,6 +182,9 @@ class ClassDiscriminator(nn.Module):
                                        authors_conv(4 * features, 4 * features, 3, 1))
         self.output = nn.Sequential(*norm_and_activation(4 * features), *block(4 * features, 4 * features, 3, 1),
                                     nn.Flatten(), nn.Dropout(0.5), nn.Linear(4 * features * cells, 1))
+        for norm in self.modules():
+            if isinstance(norm, nn.BatchNorm2d):
+                nn.init.uniform_(norm.weight, 0, 1)
 
     def class_map(self, level, labels):
         """The class's table at `level` (0, 1, 2) as a feature map, upsampled to 1/2, 1/4, 1/8 of the image."""

@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional
 import torch
 import torch.nn.functional as F
 
-from data_loader import draw_indices, draw_partners, random_shift, to_float
+from data_loader import draw_by_uniform_class, draw_indices, draw_partners, random_shift, to_float
 from utils import average_gradients, global_mean, kl_divergence, sample_style
 
 SAME, DIFFERENT = 1, 0  # the pair discriminator's classes, as published
@@ -109,14 +109,21 @@ def draw_pair_iteration(data, stream, index, sampler, args):
 
 
 def draw_class_iteration(data, stream, index, sampler, args):
-    """The three groups of one class iteration: x1 and x3 from the stream of passes, x2 the
-    same-class partners of x1, gathered in one indexing operation; z noise from torch's global RNG."""
+    """The three groups of one class iteration, gathered in one indexing operation: x1 from the
+    stream of passes, x2 the same-class partners of x1, x3 as the authors draw it (a class uniformly,
+    then one of its images); z noise from torch's global RNG."""
     batch = args.batch_size
-    anchors = draw_indices(stream, 2 * batch, sampler).view(2, batch)
-    indices = torch.stack([anchors[0], draw_partners(anchors[0], data.labels, index, sampler), anchors[1]])
+    anchors = draw_indices(stream, batch, sampler)
+    indices = torch.stack([anchors, draw_partners(anchors, data.labels, index, sampler),
+                           draw_by_uniform_class(batch, index, sampler)])
+    return class_iteration_at(indices, data, sampler, args)
+
+
+def class_iteration_at(indices, data, sampler, args):
+    """The class iteration of x1, x2, x3 at the dataset's (3, B) `indices`, with its z noise."""
     x1, x2, x3 = gather_images(data, indices, sampler, args)
     labels = data.labels[indices]
-    noise = None if args.no_reparam else torch.randn(batch, 7, args.style_dim, device=indices.device)
+    noise = None if args.no_reparam else torch.randn(indices.shape[1], 7, args.style_dim, device=indices.device)
     return ClassIteration(indices, ClassBatch(x1, x2, x3, labels[1], labels[2], noise))
 
 

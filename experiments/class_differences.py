@@ -1,20 +1,22 @@
-"""The differences from the authors' Torch7 code that --discriminator class keeps, each put back
-alone (EXPERIMENTS.md, 2026-12-04: "which differences matter"): train.py runs with one of them
-patched in, so that a short run of each can be set beside the same run without it.
+"""The three choices of the authors' Torch7 code that --discriminator class took last (EXPERIMENTS.md,
+2026-12-06: "which differences matter"), each put back alone into the class version as it was
+before them, so that a short run of each can be set beside the same run without any.
 
     python experiments/class_differences.py DIFFERENCE TRAIN FLAGS...
     python experiments/class_differences.py uniform_x3 --dataset mnist --data-root DIR --val-size 5000 \\
         --discriminator class --lr 1e-3 --epochs 2 --seed 0 --out RUNS/diff_uniform_x3_s0
 
 DIFFERENCE is one of:
-- none: train.py as it is (the baseline);
-- uniform_x3: x3 drawn as theirs is, a class uniformly, then an image of it (ours: the stream of
-  passes, classes at their data frequency);
-- bn_uniform: the discriminator's batch-norm scales start uniform in [0, 1], Torch7's default
-  (ours: 1, PyTorch's);
-- grey_padding: the discriminator pads 28 -> 32 with mid-grey, their 0 in [-1, 1] (ours: 0, the
-  background).
-The run folder does not record the difference: name it in --out, and resume with the same one.
+- none: none of the three (the baseline): x3 from the stream of passes, classes at their data
+  frequency; the discriminator's batch-norm scales start at 1, PyTorch's; it pads 28 -> 32 with 0,
+  the background;
+- uniform_x3: x3 drawn as theirs is, a class uniformly, then an image of it;
+- bn_uniform: the batch-norm scales start uniform in [0, 1], Torch7's default;
+- grey_padding: the padding is mid-grey, their 0 in [-1, 1].
+The runs of that entry were made at commit 36d30fd, where the baseline was train.py's own class
+version and no batch-norm scale was drawn at construction: from this commit on, every difference
+draws them (and sets them to 1 where not bn_uniform), so the runs repeat in distribution, not bit
+for bit. The run folder does not record the difference: name it in --out, and resume with the same one.
 """
 import os
 import sys
@@ -26,31 +28,28 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import networks  # noqa: E402
 import objective  # noqa: E402
 import train  # noqa: E402
-from objective import ClassIteration, draw_class_iteration, gather_images  # noqa: E402
+from data_loader import draw_indices, draw_partners  # noqa: E402
+from objective import class_iteration_at  # noqa: E402
 
 DIFFERENCES = ("none", "uniform_x3", "bn_uniform", "grey_padding")
 
 
-def draw_with_uniform_x3(data, stream, index, sampler, args):
-    """draw_class_iteration's batches with x3 replaced: a class uniformly, then an image of it uniformly."""
-    drawn = draw_class_iteration(data, stream, index, sampler, args)
-    size = args.batch_size
-    classes = torch.randint(len(index["count"]), (size,), generator=sampler, device=sampler.device)
-    within = (torch.rand(size, generator=sampler, device=sampler.device) * index["count"][classes]).long()
-    others = index["order"][index["start"][classes] + within]
-    batch = drawn.batch._replace(others=gather_images(data, others, sampler, args), other_labels=data.labels[others])
-    return ClassIteration(torch.cat([drawn.indices[:2], others[None]]), batch)
+def draw_with_stream_x3(data, stream, index, sampler, args):
+    """The class iteration's batches with x3 from the stream of passes, as x1."""
+    anchors = draw_indices(stream, 2 * args.batch_size, sampler).view(2, -1)
+    indices = torch.stack([anchors[0], draw_partners(anchors[0], data.labels, index, sampler), anchors[1]])
+    return class_iteration_at(indices, data, sampler, args)
 
 
-def build_with_theirs(difference):
-    """networks.build_models with the discriminator's batch-norm scales or padding as theirs."""
+def build_with_ours(difference):
+    """networks.build_models with the discriminator's batch-norm scales and padding as ours, but for `difference`."""
     def build(*args, **kwargs):
         nets = networks.build_models(*args, **kwargs)
         for module in nets[2].modules():
-            if difference == "bn_uniform" and isinstance(module, nn.modules.batchnorm._BatchNorm):
-                nn.init.uniform_(module.weight, 0, 1)
-            if difference == "grey_padding" and isinstance(module, networks.ClassDiscriminator):
-                module.padding_value = 0.5
+            if difference != "bn_uniform" and isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+            if difference != "grey_padding" and isinstance(module, networks.ClassDiscriminator):
+                module.padding_value = 0.0
         return nets
     return build
 
@@ -62,10 +61,9 @@ def main():
               + __doc__, file=sys.stdout if asked else sys.stderr)
         sys.exit(0 if asked else 2)
     difference, argv = sys.argv[1], sys.argv[2:]
-    if difference == "uniform_x3":
-        objective.OBJECTIVES["class"] = objective.OBJECTIVES["class"]._replace(draw=draw_with_uniform_x3)
-    else:
-        train.build_models = build_with_theirs(difference)
+    if difference != "uniform_x3":
+        objective.OBJECTIVES["class"] = objective.OBJECTIVES["class"]._replace(draw=draw_with_stream_x3)
+    train.build_models = build_with_ours(difference)
     train.run_cli(lambda: train.main(argv), train.build_parser())
 
 

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -170,8 +171,23 @@ def test_draw_class_iteration_gives_three_groups_x2_of_x1s_class(mnist_root):
     assert torch.equal(batch.labels, data.labels[first]) and torch.equal(batch.other_labels, data.labels[others])
     for images, indices in [(batch.images, first), (batch.partners, partners), (batch.others, others)]:
         assert torch.equal(images, data.images[indices].float() / 255)
-    assert len(set(first.tolist()) | set(others.tolist())) == 12  # x1 and x3 from one pass: all different
+    assert len(set(first.tolist())) == 6  # x1 from the stream of passes: all different
     assert batch.noise.shape == (6, 7, 16) and len({tuple(row.tolist()) for row in batch.noise[0]}) == 7
+
+
+def test_class_iteration_draws_x3_by_uniform_class_and_x1_by_data_frequency():
+    labels = torch.tensor([0] * 90 + [2] * 10)  # class 1 has no image
+    data = SimpleNamespace(images=torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1), labels=labels,
+                           image_shape=(1, 1, 1))
+    args = SimpleNamespace(batch_size=50, shift=0, no_reparam=True, style_dim=2)
+    sampler = torch.Generator().manual_seed(0)
+    stream, index = new_stream(100, sampler), class_index(labels, 3)
+    drawn = torch.cat([objective.draw_class_iteration(data, stream, index, sampler, args).indices
+                       for _ in range(40)], dim=1)
+    first, partners, others = labels[drawn]
+    assert first.eq(0).float().mean() == 0.9 and torch.equal(partners, first)
+    assert (others != 1).all() and abs(others.eq(0).float().mean() - 0.5) < 0.03  # the authors' x3
+    assert len(set(drawn[2][others == 2].tolist())) == 10  # every image of the rare class
 
 
 @pytest.mark.parametrize("argv, fragment", [
