@@ -13,10 +13,10 @@ DIFFERENCE is one of:
 - uniform_x3: x3 drawn as theirs is, a class uniformly, then an image of it;
 - bn_uniform: the batch-norm scales start uniform in [0, 1], Torch7's default;
 - grey_padding: the padding is mid-grey, their 0 in [-1, 1].
-The runs of that entry were made at commit 36d30fd, where the baseline was train.py's own class
-version and no batch-norm scale was drawn at construction: from this commit on, every difference
-draws them (and sets them to 1 where not bn_uniform), so the runs repeat in distribution, not bit
-for bit. The run folder does not record the difference: name it in --out, and resume with the same one.
+The runs of that entry were made at commit 36d30fd, where `none` was train.py's own class version
+and no batch-norm scale was drawn at construction; now every variant draws them (and sets them to
+1 where not bn_uniform), so the runs repeat in distribution, not bit for bit. The run folder does
+not record the difference: name it in --out, and resume with the same one.
 """
 import os
 import sys

@@ -10,7 +10,7 @@
 #   bash experiments/class_mnist.sh DIR RUNS authors                # row (a) alone
 #   bash experiments/class_mnist.sh DIR RUNS final "FLAGS"          # the chosen setting, seeds 0 and 1
 #   bash experiments/class_mnist.sh DIR RUNS differences            # the authors' differences, one at a time
-#   bash experiments/class_mnist.sh DIR RUNS theirs                 # setting D with and without them, on val
+#   bash experiments/class_mnist.sh DIR RUNS theirs                 # setting D with and without those three, on val
 #
 # DIR holds MNIST/raw with all 60,000 training digits; RUNS is where the run folders go. EXTRA_FLAGS
 # (say --cuda-graphs) go to train.py after a new run's own.
