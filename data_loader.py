@@ -467,7 +467,8 @@ def draw_indices(stream, count, rng):
 
 
 def class_index(labels, num_classes):
-    """Class-sorted index of a label vector: computed once, used for every partner draw."""
+    """Class-sorted index of a label vector: computed once, used for every partner and x3 draw (the
+    classes present too, so that a draw by class never asks the device which they are)."""
     order = torch.argsort(labels, stable=True)
     count = torch.bincount(labels, minlength=num_classes)
     start = torch.cumsum(count, 0) - count
