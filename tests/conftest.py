@@ -10,9 +10,11 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_DATA = os.environ.get("DFV_DATA")  # ../shared/data in CI; tests on real data skip without it
-# The in-process tests' tensors are tiny: one thread is as fast, and several thrash when the cores
-# are busy (4x slower beside a training run on 2 cores). Scripts run as subprocesses are not affected.
+# The tests' tensors are tiny: one thread is as fast, and several thrash when the cores are busy (4x
+# slower beside a training run on 2 cores), as they are with one pytest-xdist worker per core. The
+# scripts run as subprocesses inherit OMP_NUM_THREADS.
 torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def write_idx(path, array):
