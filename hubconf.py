@@ -26,6 +26,12 @@ def mnist_pair():
     return _shipped("mnist_z16_s16.pt")
 
 
+def mnist_z64_s64_pair():
+    """The published version at the published table's second MNIST size, z = s = 64, published flags.
+    checkpoints/mnist_z64_s64.pt, README row "MNIST, z 64, s 64"; returns (encoder, decoder)."""
+    return _shipped("mnist_z64_s64.pt")
+
+
 def mnist_class():
     """The authors' version: a discriminator judges one image with its class id real or fake.
     checkpoints/mnist_class_z16_s16.pt, README row "shipped class"; returns (encoder, decoder)."""

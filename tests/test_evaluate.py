@@ -429,6 +429,9 @@ def test_evaluate_a_networks_only_checkpoint_without_log(tiny_run, mnist_root, t
 #   (97.78-98.07): offsets of -0.3, -3.4 and +0.2 points; the swap figures spread by 0.25 point and
 #   0.008 over seeds. The published protocol itself moves by up to 0.9 / 0.1 / 0.1 points over seeds
 #   0-2. The model before the recipe's last epoch reads z sampled 32.9% here.
+# - pair, z = s = 64: the short probe reads z sampled 72.2% (71.87-72.64), z mean 97.8% (97.66-97.82),
+#   s 98.7% (98.49-98.82): offsets of -4.1, -0.2 and 0.0 points; swap j 95.2% (94.99-95.52), i 1.1%
+#   (0.90-1.24), style kept within 0.008 of the row.
 # - class: the short probe reads z sampled 93.7% (93.65-93.77), z mean 94.8% (94.6-95.1), s 98.9%
 #   (98.83-98.93): offsets of -1.0, -0.6 and +0.1 points; swap j 96.2% (96.0-96.4) and i 1.1%
 #   (0.9-1.3), style kept within 0.008 of the row but width (0.669-0.690).
@@ -443,6 +446,9 @@ SHIPPED_ROWS = {
     "mnist_z16_s16.pt": {"z_sampled": (23.5, 2.0), "z_mean": (88.1, 4.5), "s": (97.7, 1.0),
                          "swap_s_class": (96.1, 1.0), "swap_z_class": (0.5, 0.5),
                          "ink_kept": (0.84, 0.02), "slant_kept": (0.92, 0.02), "width_kept": (0.72, 0.02)},
+    "mnist_z64_s64.pt": {"z_sampled": (76.3, 6.0), "z_mean": (98.0, 1.0), "s": (98.7, 1.0),
+                         "swap_s_class": (95.0, 1.5), "swap_z_class": (1.2, 1.0),
+                         "ink_kept": (0.88, 0.03), "slant_kept": (0.92, 0.02), "width_kept": (0.77, 0.02)},
     "mnist_class_z16_s16.pt": {"z_sampled": (94.7, 1.5), "z_mean": (95.5, 2.0), "s": (98.7, 0.5),
                                "swap_s_class": (96.0, 1.5), "swap_z_class": (1.2, 1.0),
                                "ink_kept": (0.85, 0.02), "slant_kept": (0.87, 0.03), "width_kept": (0.67, 0.05)},
@@ -458,7 +464,8 @@ SHIPPED_ROWS = {
                             "viewpoint_s": (100.0, 0.5)},
 }
 # Each shipped checkpoint's data folder inside DFV_DATA, and the images its probes train and are scored on there.
-SHIPPED_DATA = {"mnist_z16_s16.pt": ("mnist-full", 60000, 10000), "mnist_class_z16_s16.pt": ("mnist-full", 60000, 10000),
+SHIPPED_DATA = {"mnist_z16_s16.pt": ("mnist-full", 60000, 10000), "mnist_z64_s64.pt": ("mnist-full", 60000, 10000),
+                "mnist_class_z16_s16.pt": ("mnist-full", 60000, 10000),
                 "linemod_z64_s256.pt": (".", 8745, 3535), "sprites_z512_s64.pt": (".", 11040, 2720)}
 
 

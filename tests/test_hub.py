@@ -8,8 +8,8 @@ from conftest import ROOT
 from networks import load_networks
 from utils import load_checkpoint, swap_grid
 
-SHIPPED = {"mnist_pair": "mnist_z16_s16.pt", "mnist_class": "mnist_class_z16_s16.pt", "sprites_pair": "sprites_z512_s64.pt",
-           "linemod_pair": "linemod_z64_s256.pt"}
+SHIPPED = {"mnist_pair": "mnist_z16_s16.pt", "mnist_z64_s64_pair": "mnist_z64_s64.pt", "mnist_class": "mnist_class_z16_s16.pt",
+           "sprites_pair": "sprites_z512_s64.pt", "linemod_pair": "linemod_z64_s256.pt"}
 
 
 @pytest.mark.parametrize("entry", SHIPPED)
