@@ -430,7 +430,7 @@ def test_evaluate_a_networks_only_checkpoint_without_log(tiny_run, mnist_root, t
 #   0.008 over seeds. The published protocol itself moves by up to 0.9 / 0.1 / 0.1 points over seeds
 #   0-2. The model before the recipe's last epoch reads z sampled 32.9% here.
 # - pair, z = s = 64: the short probe reads z sampled 72.2% (71.87-72.64), z mean 97.8% (97.66-97.82),
-#   s 98.7% (98.49-98.82): offsets of -4.1, -0.2 and 0.0 points; swap j 95.2% (94.99-95.52), i 1.1%
+#   s 98.7% (98.49-98.82): offsets of -4.1, -0.2 and -0.1 points; swap j 95.2% (94.99-95.52), i 1.1%
 #   (0.90-1.24), style kept within 0.008 of the row.
 # - class: the short probe reads z sampled 93.7% (93.65-93.77), z mean 94.8% (94.6-95.1), s 98.9%
 #   (98.83-98.93): offsets of -1.0, -0.6 and +0.1 points; swap j 96.2% (96.0-96.4) and i 1.1%
