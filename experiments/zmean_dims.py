@@ -21,8 +21,9 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from evaluate import accuracy, code_of, encode, fit, load_data, load_networks, probe_splits  # noqa: E402
-from networks import Classifier  # noqa: E402
+from evaluate import load_data, probe_splits  # noqa: E402
+from networks import Classifier, load_networks  # noqa: E402
+from probes import accuracy, code_of, encode, fit  # noqa: E402
 from utils import HelpFormatter, load_checkpoint, resolve_device, run_cli, seed_everything  # noqa: E402
 
 PROBE_BATCH = 128

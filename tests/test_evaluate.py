@@ -1,4 +1,4 @@
-"""evaluate.py: probes on synthetic codes, swap-grid and swap-accuracy geometry with stub
+"""evaluate.py and probes.py: probes on synthetic codes, swap-grid and swap-accuracy geometry with stub
 networks, and end-to-end runs on a tiny checkpoint trained by train.py."""
 import json
 import os
@@ -10,9 +10,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 import evaluate
+import probes
 from conftest import REAL_DATA, ROOT, run_script
 from data_loader import Dataset, grid_sources
-from utils import swap_grid
+from networks import Classifier
+from utils import seed_everything, swap_grid
 
 
 @pytest.fixture(autouse=True)
@@ -46,18 +48,18 @@ def labels_of(count, seed):
 
 def test_probes_learn_separable_codes():
     train, test = labels_of(1000, 1), labels_of(1000, 2)
-    result = evaluate.train_probes(synthetic_codes(train, True, 3), train, synthetic_codes(test, True, 4), test,
+    result = probes.train_probes(synthetic_codes(train, True, 3), train, synthetic_codes(test, True, 4), test,
                                    probe_args(), "test")
-    for name in evaluate.CODES:
+    for name in probes.CODES:
         assert result[name]["train_acc"] > 0.95 and result[name]["test_acc"] > 0.95, result
 
 
 def test_probes_on_random_codes_stay_near_chance():
     train, test = labels_of(1000, 1), labels_of(2000, 2)
-    result = evaluate.train_probes(synthetic_codes(train, False, 3), train, synthetic_codes(test, False, 4), test,
+    result = probes.train_probes(synthetic_codes(train, False, 3), train, synthetic_codes(test, False, 4), test,
                                    probe_args(), "test")
-    for name in evaluate.CODES:
-        assert abs(result[name]["test_acc"] - evaluate.chance(train, test)) < 0.05, result
+    for name in probes.CODES:
+        assert abs(result[name]["test_acc"] - probes.chance(train, test)) < 0.05, result
 
 
 def test_a_probe_reads_the_same_whatever_ran_before_it():
@@ -65,9 +67,9 @@ def test_a_probe_reads_the_same_whatever_ran_before_it():
     # depend on them
     train, test = labels_of(300, 1), labels_of(300, 2)
     codes = synthetic_codes(train, False, 3), train, synthetic_codes(test, False, 4), test
-    alone = evaluate.train_probes(*codes, probe_args(50), "test")
+    alone = probes.train_probes(*codes, probe_args(50), "test")
     torch.rand(7)  # as another probe would, drawing from the global RNG first
-    assert evaluate.train_probes(*codes, probe_args(50), "test") == alone
+    assert probes.train_probes(*codes, probe_args(50), "test") == alone
 
 
 def test_probes_trained_together_are_the_probes_trained_alone():
@@ -78,15 +80,15 @@ def test_probes_trained_together_are_the_probes_trained_alone():
     codes = {"mu": noise[:, 0] + F.one_hot(labels, 16).float(), "logvar": noise[:, 1] - 1,
              "s": noise[:, 1] + 2 * F.one_hot(labels, 16).float()}
     args = probe_args(30)
-    group, _ = evaluate.fit_probes(codes, labels, 10, args, "together")
+    group, _ = probes.fit_probes(codes, labels, 10, args, "together")
     # Fixed inputs read each probe's function, in train mode: there batch norm cancels the biases in
     # front of it, whose gradient is 0 up to rounding, so that Adam moves them by +-lr either way.
     probe_view = torch.stack([codes["mu"], codes["mu"], codes["s"]])
     together = group.train()(probe_view)
-    for k, name in enumerate(evaluate.CODES):
-        evaluate.seed_everything(args.seed)
-        alone = evaluate.Classifier(16, 10)
-        evaluate.fit(alone, lambda i: evaluate.code_of(codes, name, i), labels, args.probe_iterations,
+    for k, name in enumerate(probes.CODES):
+        seed_everything(args.seed)
+        alone = Classifier(16, 10)
+        probes.fit(alone, lambda i: probes.code_of(codes, name, i), labels, args.probe_iterations,
                      args.probe_lr, args.probe_batch_size, args.seed, name)
         # bmm and mm round apart; where a gradient is at rounding level, Adam's sign-like step turns
         # that into +-lr, so the logits of a probe agree to 5e-3 here, not to float precision. Another
@@ -97,20 +99,20 @@ def test_probes_trained_together_are_the_probes_trained_alone():
 def test_each_probe_reads_its_own_code_and_z_sampled_is_a_fresh_sample_each_time():
     codes = {"mu": torch.zeros(4, 3), "logvar": torch.zeros(4, 3), "s": torch.arange(8.0).view(4, 2)}
     indices = torch.arange(4)
-    first, second = (evaluate.code_of(codes, "z_sampled", indices) for _ in range(2))
+    first, second = (probes.code_of(codes, "z_sampled", indices) for _ in range(2))
     assert not torch.equal(first, second) and first.std() > 0.3
-    assert torch.equal(evaluate.code_of(codes, "z_mean", indices), codes["mu"])
-    assert torch.equal(evaluate.code_of(codes, "s", torch.tensor([2, 0])), codes["s"][[2, 0]])
+    assert torch.equal(probes.code_of(codes, "z_mean", indices), codes["mu"])
+    assert torch.equal(probes.code_of(codes, "s", torch.tensor([2, 0])), codes["s"][[2, 0]])
     codes["z_fixed"] = first  # --z-sample fixed: the same sample every time
-    assert torch.equal(evaluate.code_of(codes, "z_sampled", indices), first)
+    assert torch.equal(probes.code_of(codes, "z_sampled", indices), first)
     del codes["z_fixed"]
     codes["logvar"] = None  # a --no-reparam model: z is mu
-    assert torch.equal(evaluate.code_of(codes, "z_sampled", indices), codes["mu"])
+    assert torch.equal(probes.code_of(codes, "z_sampled", indices), codes["mu"])
 
 
 def test_chance_is_the_majority_class_rate():
     # the probe-train split's majority (1), not the eval split's (0)
-    assert evaluate.chance(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 0, 0, 1, 2])) == pytest.approx(0.2)
+    assert probes.chance(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 0, 0, 1, 2])) == pytest.approx(0.2)
 
 
 def test_z_sampled_is_scored_on_samples_not_on_the_mean():
@@ -122,7 +124,7 @@ def test_z_sampled_is_scored_on_samples_not_on_the_mean():
         mu = 1.5 * F.one_hot(labels, 16).float() + 0.1 * torch.randn(len(labels), 16,
                                                                      generator=torch.Generator().manual_seed(seed))
         return {"mu": mu, "logvar": torch.zeros_like(mu), "s": mu}
-    result = evaluate.train_probes(codes(train, 3), train, codes(test, 4), test, probe_args(300), "test")
+    result = probes.train_probes(codes(train, 3), train, codes(test, 4), test, probe_args(300), "test")
     for split in ("train_acc", "test_acc"):
         assert result["z_mean"][split] > 0.9 and result["z_sampled"][split] < result["z_mean"][split] - 0.2, result
 
@@ -138,17 +140,17 @@ def test_within_class_probe_split_trains_on_the_large_share():
 
 def test_the_swap_judge_trains_on_the_probe_train_images(monkeypatch):
     seen = {}
-    real_fit = evaluate.fit
+    real_fit = probes.fit
 
     def recording_fit(model, inputs, labels, *rest, **kwargs):
         seen["inputs"], seen["labels"] = inputs(torch.arange(len(labels))), labels
         return real_fit(model, inputs, labels, *rest, **kwargs)
-    monkeypatch.setattr(evaluate, "fit", recording_fit)
+    monkeypatch.setattr(probes, "fit", recording_fit)
     train_labels, eval_labels = labels_of(40, 1), labels_of(30, 2)
     probe_train = Dataset(torch.randint(256, (40, 1, 28, 28), dtype=torch.uint8), train_labels, list("0123456789"))
     probe_eval = Dataset(torch.randint(256, (30, 1, 28, 28), dtype=torch.uint8), eval_labels, list("0123456789"))
     args = evaluate.parse_args(["--checkpoint", "unused", "--judge-iterations", "2"])
-    evaluate.train_judge(probe_train, probe_eval, args)
+    probes.train_judge(probe_train, probe_eval, args)
     assert seen["labels"] is train_labels and torch.equal(seen["inputs"], probe_train.images.float() / 255)
 
 
@@ -226,8 +228,8 @@ def test_swap_accuracy_decodes_z_of_i_with_s_of_j_over_different_class_pairs():
     labels = torch.arange(40) % 5
     codes = {"mu": (labels / 10).view(-1, 1), "s": (labels / 10).view(-1, 1)}
     images = torch.zeros(40, 1, 8, 8, dtype=torch.uint8)
-    by_s = evaluate.swap_accuracy(HalvesDecoder(), HalfReader("right"), codes, images, labels, 300, seed=0)
-    by_z = evaluate.swap_accuracy(HalvesDecoder(), HalfReader("left"), codes, images, labels, 300, seed=0)
+    by_s = probes.swap_accuracy(HalvesDecoder(), HalfReader("right"), codes, images, labels, 300, seed=0)
+    by_z = probes.swap_accuracy(HalvesDecoder(), HalfReader("left"), codes, images, labels, 300, seed=0)
     assert (by_s["labelled_s_class"], by_s["labelled_z_class"]) == (1.0, 0.0)  # never a same-class pair
     assert (by_z["labelled_s_class"], by_z["labelled_z_class"]) == (0.0, 1.0)
 
@@ -245,16 +247,16 @@ def strokes(count, seed):
 def test_style_kept_follows_the_style_across_classes_and_not_the_class():
     images = strokes(600, seed=0)[0].unsqueeze(1)
     labels, targets = torch.arange(600) % 5, torch.arange(600) // 120
-    sources = evaluate.image_moments(images)
+    sources = probes.image_moments(images)
     # a class sets a brightness and a place of its own, and the style is kept on top of them
     restyled = images * (0.6 + targets.view(-1, 1, 1, 1) / 10)
     restyled = torch.stack([torch.roll(image, shifts=int(target), dims=-1) for image, target in zip(restyled, targets)])
-    kept = evaluate.style_kept(sources, labels, evaluate.image_moments(restyled), targets)
+    kept = probes.style_kept(sources, labels, probes.image_moments(restyled), targets)
     assert all(value > 0.99 for value in kept.values()), kept
-    lost = evaluate.style_kept(sources, labels, evaluate.image_moments(images[torch.randperm(600)]), targets)
+    lost = probes.style_kept(sources, labels, probes.image_moments(images[torch.randperm(600)]), targets)
     assert all(abs(value) < 0.15 for value in lost.values()), lost
     one_per_class = images[targets * 100]  # z ignored: every image of a class is the same
-    assert evaluate.style_kept(sources, labels, evaluate.image_moments(one_per_class), targets) == dict.fromkeys(
+    assert probes.style_kept(sources, labels, probes.image_moments(one_per_class), targets) == dict.fromkeys(
         sources, 0.0)
 
 
@@ -279,7 +281,7 @@ def test_swap_accuracy_compares_the_style_of_x_i_with_its_swap_each_within_its_o
     # each class inks its digits its own way: the style is what is left within a class
     images = (lines * class_ink(labels).view(-1, 1, 1) * 255).round().to(torch.uint8).unsqueeze(1)
     codes = {"mu": torch.arange(600.0).view(-1, 1), "s": labels.view(-1, 1)}
-    kept = evaluate.swap_accuracy(StrokeDecoder(lines), nn.Flatten(), codes, images, labels, 3000,
+    kept = probes.swap_accuracy(StrokeDecoder(lines), nn.Flatten(), codes, images, labels, 3000,
                                   seed=0)["style_kept"]
     assert all(value > 0.99 for value in kept["swap"].values()), kept
     assert all(value > 0.99 for value in kept["reconstruction"].values()), kept
@@ -287,10 +289,10 @@ def test_swap_accuracy_compares_the_style_of_x_i_with_its_swap_each_within_its_o
 
 def test_image_moments_measure_ink_slant_and_width():
     images, slants = strokes(50, seed=1)
-    moments = evaluate.image_moments(torch.stack([images, images / 2], dim=1))  # the channel mean is read
+    moments = probes.image_moments(torch.stack([images, images / 2], dim=1))  # the channel mean is read
     torch.testing.assert_close(moments["slant"], slants, atol=0.05, rtol=0)  # pixel rounding
     torch.testing.assert_close(moments["ink"], images.mean((1, 2)) * 0.75)
-    narrow, wide = evaluate.image_moments(torch.zeros(2, 1, 8, 8).index_fill_(3, torch.tensor([3, 4]), 1)
+    narrow, wide = probes.image_moments(torch.zeros(2, 1, 8, 8).index_fill_(3, torch.tensor([3, 4]), 1)
                                           .index_fill_(0, torch.tensor([1]), 1))["width"]
     torch.testing.assert_close(narrow, torch.tensor(0.5))  # columns 3 and 4: 0.5 from their mean
     torch.testing.assert_close(wide, torch.tensor(8 ** 2 - 1).sqrt() / torch.tensor(12).sqrt())  # all 8 columns
