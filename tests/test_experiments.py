@@ -2,6 +2,7 @@
 each Python script answers --help with how to run it, each shell script called without its
 arguments prints its usage and stops before doing anything."""
 import glob
+import json
 import os
 import subprocess
 
@@ -27,3 +28,26 @@ def test_shell_script_without_arguments_prints_its_usage_and_fails(script):
     result = subprocess.run(["bash", os.path.join(ROOT, script)], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode != 0
     assert "usage" in (result.stdout + result.stderr).lower(), result.stderr
+
+
+def results_json(path, z_sampled, s, pose_from_z, swap_j, ink):
+    """A results.json as evaluate.py writes it, with the numbers the table reads."""
+    probe = {"z_sampled": {"test_acc": z_sampled}, "z_mean": {"test_acc": 0.5}, "s": {"test_acc": s}}
+    probe["style"] = {"pose": {"z_sampled": {"test_acc": pose_from_z}, "z_mean": {"test_acc": 0.5},
+                               "s": {"test_acc": 0.25}}}
+    swap = {"labelled_s_class": swap_j, "labelled_z_class": 0.01,
+            "style_kept": {"swap": {"ink": ink, "slant": 0.5, "width": 0.5}}}
+    path.write_text(json.dumps({"eval_split": "test", "probes": probe, "swap": swap}))
+    return path
+
+
+def test_seed_rows_prints_each_seed_and_the_sample_spread(tmp_path):
+    first = results_json(tmp_path / "s0.json", 0.10, 0.90, 0.80, 0.60, 0.70)
+    second = results_json(tmp_path / "s1.json", 0.20, 0.94, 0.70, 0.70, 0.90)
+    lines = run_script("experiments/seed_rows.py", first, second, timeout=60).stdout.splitlines()
+    assert lines[0] == "| run | z sampled | z mean | s | pose from z sampled / s | swap | style kept |"
+    assert lines[2] == (f"| {first} | 10.0% | 50.0% | 90.0% | 80.0% / 25.0% | 60.0% / 1.0% "
+                        "| 0.70 / 0.50 / 0.50 |")
+    # the sample standard deviation (ddof 1) of two values a, b is |a - b| / sqrt(2)
+    assert lines[4] == ("| mean ± std (2 seeds) | 15.0 ± 7.1% | 50.0 ± 0.0% | 92.0 ± 2.8% | 75.0 ± 7.1% / 25.0 ± 0.0% "
+                        "| 65.0 ± 7.1% / 1.0 ± 0.0% | 0.80 ± 0.14 / 0.50 ± 0.00 / 0.50 ± 0.00 |")
