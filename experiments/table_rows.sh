@@ -11,7 +11,8 @@
 # MNIST_DIR holds MNIST/raw with all 60,000 training digits, SPRITES_DIR sprites/ with all 672
 # characters, LINEMOD_DIR linemod/; RUNS is where the run folders go. Rows: sprites_z512_s64_sS,
 # sprites_z1024_s512_sS, linemod_z64_s256_sS, linemod_z256_s512_sS, mnist_z64_s64_sS (the published
-# flags) and mnist_z16_s16_bf16_sS (the published flags under --precision bf16), S the seed.
+# flags), mnist_z16_s16_sS (the published flags, z = s = 16) and mnist_z16_s16_bf16_sS (those under
+# --precision bf16), S the seed.
 # EXTRA_FLAGS (say --cuda-graphs) go to train.py after a new row's own; TRAIN_ONLY=1 leaves the
 # evaluation to a later call (a lent GPU trains, the CPU evaluates: experiments/device_rows.sh).
 set -euo pipefail
@@ -27,6 +28,7 @@ row_flags() {  # row_flags NAME: the data folder and train.py flags of a row, on
         linemod_z64_s256) echo "$linemod --dataset linemod --style-dim 64 --class-dim 256 --precision bf16 --epochs 50 --save-every 5" ;;
         linemod_z256_s512) echo "$linemod --dataset linemod --style-dim 256 --class-dim 512 --precision bf16 --epochs 50 --save-every 5" ;;
         mnist_z64_s64) echo "$mnist --dataset mnist --style-dim 64 --class-dim 64 --epochs 50 --save-every 5" ;;
+        mnist_z16_s16) echo "$mnist --dataset mnist --epochs 50 --save-every 5" ;;
         mnist_z16_s16_bf16) echo "$mnist --dataset mnist --precision bf16 --epochs 50 --save-every 5" ;;
         *) echo "unknown row $1; $usage" >&2; return 2 ;;
     esac
