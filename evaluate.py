@@ -14,9 +14,11 @@ override its paths. The protocol (every setting also goes into results.json; the
   --protocol default: 20,000 steps at lr 1e-4, batch 128; --protocol published: 100,000 steps, the
   published numbers' probe; any --probe-* flag overrides its preset;
 - splits: probes train on the training split the model was trained on and are scored on
-  --eval-split: test (report) or val (MNIST trained with --val-size: choose recipes and checkpoints
-  there). LINE-MOD: the real test images. Sprites: class = identity, so the train-split characters,
-  each character's frames split 80/20 (seed 0);
+  --eval-split: test (report) or val (MNIST trained with --val-size, Sprites: choose recipes and
+  checkpoints there). LINE-MOD: the real test images. Sprites: class = identity, so the train-split
+  characters, each character's frames split 80/20 (seed 0); its val scores on 10% of each character
+  carved out of the 80% (probes train on the other 70%), never on the test frames, and draws the
+  grid from the val characters;
 - style probes, where the dataset has style labels (Sprites action and viewpoint; LINE-MOD pose in
   8 k-means view clusters): the same three probes predict the style; z should, s should not;
 - swap accuracy: a small CNN trained on the probes' train images labels Dec(mu_i, s_j) for random
@@ -50,6 +52,7 @@ from utils import (CLIError, HelpFormatter, check_device, checked, checkpoint_pa
 # Part of the protocol, not of --seed: the Sprites frame split and the LINE-MOD view bins.
 FIXED_SEED = 0
 WITHIN_CLASS_SPLIT = {"sprites": 0.2}  # dataset -> share of each class's images held out for the probes
+WITHIN_CLASS_VAL = 0.125  # share of the rest scored under --eval-split val: 10% of each class
 # The style factors probed: the loaders' other style labels are identity attributes (Sprites hair, ...)
 # or bookkeeping (LINE-MOD set and file number). Float labels (pose quaternions) are binned into views.
 STYLE_PROBES = {"sprites": ("action", "viewpoint"), "linemod": ("pose",)}
@@ -86,7 +89,7 @@ def build_parser():
     probes = parser.add_argument_group("latent classifiers (probes)")
     probes.add_argument("--eval-split", default="test", choices=["test", "val"],
                         help="split the probes are scored on and the swap pairs, grid and t-SNE drawn from: test to "
-                             "report, val (MNIST trained with --val-size) to choose recipes and checkpoints")
+                             "report, val (Sprites, or MNIST trained with --val-size) to choose recipes and checkpoints")
     probes.add_argument("--protocol", default="default", choices=sorted(PROTOCOLS),
                         help="probe preset: default (20,000 Adam steps, lr 1e-4, batch 128, fresh z samples) or "
                              "published (100,000 steps: the probe of the published numbers)")
@@ -161,9 +164,6 @@ def picture_stem(config):
 def load_data(config, args):
     """The training split the checkpoint was trained on and the --eval-split (path flags applied),
     with only the probed style labels, pose quaternions binned into views."""
-    if args.eval_split == "val" and config["dataset"] in WITHIN_CLASS_SPLIT:
-        raise CLIError(f"{config['dataset']} probes are scored on held-out images of the training classes; "
-                       f"--eval-split val is for MNIST models trained with --val-size")
     data_args = argparse.Namespace(**{"val_size": 0, **config, "data_root": args.data_root or config["data_root"],
                                       "cache_dir": args.cache_dir or config.get("cache_dir")})
     train, held_out = load_dataset(data_args, "train"), load_dataset(data_args, args.eval_split)
@@ -205,13 +205,17 @@ def same_hemisphere(quaternions):
     return q * np.where(q[:, :1] < 0, -1.0, 1.0)
 
 
-def probe_splits(train, test, dataset):
-    """The probes' (train, test) datasets: the dataset's own splits, or for Sprites (class =
-    identity, and test identities are unseen) each training class's images split at random."""
+def probe_splits(train, held_out, dataset, eval_split):
+    """The probes' (train, eval) datasets: the dataset's own splits, or for Sprites (class =
+    identity, and test identities are unseen) each training class's images split at random; val
+    is carved out of the probe-train share, so that choosing on it never reads the test images."""
     if dataset not in WITHIN_CLASS_SPLIT:
-        return train, test
-    first, second = split_per_class(train.labels, WITHIN_CLASS_SPLIT[dataset], FIXED_SEED)
-    return subset(train, first), subset(train, second)
+        return train, held_out
+    kept, held = split_per_class(train.labels, WITHIN_CLASS_SPLIT[dataset], FIXED_SEED)
+    if eval_split == "val":
+        kept_train, kept_val = split_per_class(train.labels[kept], WITHIN_CLASS_VAL, FIXED_SEED)
+        kept, held = kept[kept_train], kept[kept_val]
+    return subset(train, kept), subset(train, held)
 
 
 def subset(data, indices):
@@ -442,7 +446,8 @@ def main(argv=None):
     log_path = loss_log_path(args)
     encoder, decoder = load_networks(state, device)
     train, held_out = load_data(config, args)
-    probe_train, probe_eval = (data.to(device) for data in probe_splits(train, held_out, config["dataset"]))
+    splits = probe_splits(train, held_out, config["dataset"], args.eval_split)
+    probe_train, probe_eval = (data.to(device) for data in splits)
     out = output_folder(args)
     os.makedirs(out, exist_ok=True)
     print(f"{config['dataset']} z={config['style_dim']} s={config['class_dim']}, step {state.get('step', '?')}: "

@@ -132,10 +132,21 @@ def test_z_sampled_is_scored_on_samples_not_on_the_mean():
 def test_within_class_probe_split_trains_on_the_large_share():
     labels = torch.arange(5).repeat_interleave(20)
     data = Dataset(torch.arange(100).view(100, 1, 1, 1).to(torch.uint8), labels, list("abcde"))
-    probe_train, probe_eval = evaluate.probe_splits(data, None, "sprites")
+    probe_train, probe_eval = evaluate.probe_splits(data, None, "sprites", "test")
     assert torch.bincount(probe_train.labels).tolist() == [16] * 5  # 80% of each class to train on
     assert torch.bincount(probe_eval.labels).tolist() == [4] * 5
     assert sorted(torch.cat([probe_train.images, probe_eval.images]).flatten().tolist()) == list(range(100))
+
+
+def test_within_class_val_split_never_reads_the_test_images():
+    labels = torch.arange(5).repeat_interleave(40)
+    data = Dataset(torch.arange(200).view(200, 1, 1, 1).to(torch.uint8), labels, list("abcde"))
+    _, test = evaluate.probe_splits(data, None, "sprites", "test")
+    val_train, val = evaluate.probe_splits(data, None, "sprites", "val")
+    assert torch.bincount(val_train.labels).tolist() == [28] * 5  # 70% of each class to train on
+    assert torch.bincount(val.labels).tolist() == [4] * 5  # 10% to choose on
+    chosen_on = set(torch.cat([val_train.images, val.images]).flatten().tolist())
+    assert not chosen_on & set(test.images.flatten().tolist()) and len(chosen_on) == 160
 
 
 def test_the_swap_judge_trains_on_the_probe_train_images(monkeypatch):
