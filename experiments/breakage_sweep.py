@@ -178,7 +178,7 @@ EDITS = [
     Edit("encoder left in train mode", "evaluation", "probes.py",
          "    encoder.eval()\n    starts", "    encoder.train()\n    starts"),
     Edit("within-class probe split reversed", "evaluation", "evaluate.py",
-         "return subset(train, first), subset(train, second)", "return subset(train, second), subset(train, first)"),
+         "return subset(train, kept), subset(train, held)", "return subset(train, held), subset(train, kept)"),
     Edit("swap judge trained on the eval split", "evaluation", "probes.py",
          "fit(judge, lambda i: to_float(probe_train.images[i]), probe_train.labels,",
          "fit(judge, lambda i: to_float(probe_eval.images[i]), probe_eval.labels,"),
