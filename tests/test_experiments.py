@@ -7,8 +7,13 @@ import os
 import subprocess
 
 import pytest
+import torch
 
+import train
 from conftest import ROOT, run_script
+from data_loader import load_dataset
+from evaluate import probe_splits
+from test_datasets import sprites_root  # noqa: F401 (a fixture)
 
 
 def scripts(extension):
@@ -51,3 +56,17 @@ def test_seed_rows_prints_each_seed_and_the_sample_spread(tmp_path):
     # the sample standard deviation (ddof 1) of two values a, b is |a - b| / sqrt(2)
     assert lines[4] == ("| mean ± std (2 seeds) | 15.0 ± 7.1% | 50.0 ± 0.0% | 92.0 ± 2.8% | 75.0 ± 7.1% / 25.0 ± 0.0% "
                         "| 65.0 ± 7.1% / 1.0 ± 0.0% | 0.80 ± 0.14 / 0.50 ± 0.00 / 0.50 ± 0.00 |")
+
+
+def test_supervised_ceiling_on_sprites_never_trains_on_the_frames_val_scores(sprites_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    data = load_dataset(train.build_parser().parse_args(["--dataset", "sprites", "--data-root", str(sprites_root),
+                                                         "--cache-dir", str(tmp_path / "dfv")]), "train")
+    probe_train, probe_val = probe_splits(data, None, "sprites", "val")
+    result = run_script("experiments/supervised_ceiling.py", "--dataset", "sprites", "--data-root", sprites_root,
+                        "--epochs", 1, "--batch-size", 8, "--norm", "batch", tmp_path / "ceiling.pt", timeout=120)
+    assert f"sprites: the encoder trains on {len(probe_train.labels)} images of 2 classes" in result.stdout
+    assert f"the head on s, {len(probe_val.labels)} held-out images: accuracy" in result.stdout
+    assert len(probe_train.labels) + len(probe_val.labels) < len(data.labels)  # the test frames stay out too
+    saved = torch.load(tmp_path / "ceiling.pt", weights_only=True)
+    assert saved["config"]["num_classes"] == 2 and "features.1.running_mean" in saved["encoder"]  # batch norm
