@@ -1,9 +1,9 @@
 """How much of Sprites' identity a frame can show at all (EXPERIMENTS.md, "Sprites s over training,
 on val", 2026-12-06): the training frames whose exact pixels another training character also has
 (two characters that differ only in a part the pose hides), by action, the attributes in which such
-characters differ, and the best accuracy any
-identity classifier can reach on the frames evaluate.py's probes are scored on: a frame whose
-pixels k characters share is named right at most 1/k of the time.
+characters differ, and the best accuracy any identity classifier can reach on the frames
+evaluate.py's probes are scored on: a frame whose pixels k characters share is named right at most
+1/k of the time.
 
     python experiments/sprites_identical_frames.py --data-root SPRITES_DIR
 """

@@ -5,8 +5,8 @@ two thirds of the epochs then a tenth of it); no decoder, no adversary. MNIST: o
 digits of a --val-size split. Sprites: on the frames the identity probes of `evaluate.py --eval-split
 val` train on (70% of each training character's), never on the frames they are scored on. Saved as a
 networks-only checkpoint that evaluate.py reads (its decoder and discriminator untrained: only the s
-probe means anything). --norm swaps the encoder's instance norm for batch norm or none, to ask
-whether the normalization caps s; evaluate.py cannot read such a checkpoint, so the script prints the
+probe means anything). `--norm batch` swaps the encoder's instance norm for batch norm, to ask
+whether the normalization caps s; evaluate.py cannot read that checkpoint, so the script prints the
 head's accuracy on the held-out images (MNIST's val digits, Sprites' val frames) itself.
 Re-written from the original that the entry inlined, which borrowed the val run's config for the
 data flags: the same networks, seeds and batch order, but the entry's numbers come from the
@@ -43,11 +43,11 @@ def build_parser():
                         help="MNIST: the last N training digits held out as val, as in the recipe's val run")
     parser.add_argument("--style-dim", type=positive_int, default=16, help="size of z (untrained here; sets the checkpoint)")
     parser.add_argument("--class-dim", type=positive_int, default=16, help="size of s, the code the head reads")
-    parser.add_argument("--epochs", type=positive_int, default=12, help="passes over the training digits")
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="digits per batch")
+    parser.add_argument("--epochs", type=positive_int, default=12, help="passes over the training images")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per batch")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate; a tenth of it for the last third")
-    parser.add_argument("--norm", choices=["instance", "batch", "none"], default="instance",
-                        help="the encoder's normalization after each conv: instance (the networks' own), batch or none")
+    parser.add_argument("--norm", choices=["instance", "batch"], default="instance",
+                        help="the encoder's normalization after each conv: instance (the networks' own) or batch")
     parser.add_argument("--seed", type=int, default=0, help="seeds the networks and the batch order")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     return parser
@@ -75,12 +75,11 @@ def train_classifier(encoder, head, data, args):
         print(f"epoch {epoch + 1}: train batch accuracy {correct / (batches * args.batch_size):.4f}", flush=True)
 
 
-def replace_norm(encoder, norm):
-    """The encoder's InstanceNorm2d layers swapped for `norm` ("batch", "none"; "instance" keeps them)."""
-    replacements = {"batch": torch.nn.BatchNorm2d, "none": lambda channels: torch.nn.Identity()}
+def use_batch_norm(encoder):
+    """The encoder's InstanceNorm2d layers swapped for BatchNorm2d."""
     for index, layer in enumerate(encoder.features):
-        if isinstance(layer, torch.nn.InstanceNorm2d) and norm in replacements:
-            encoder.features[index] = replacements[norm](layer.num_features)
+        if isinstance(layer, torch.nn.InstanceNorm2d):
+            encoder.features[index] = torch.nn.BatchNorm2d(layer.num_features)
 
 
 @torch.no_grad()
@@ -108,7 +107,8 @@ def main():
                                   args.dataset, "val")
     print(f"{args.dataset}: the encoder trains on {len(data.labels)} images of {data.num_classes} classes", flush=True)
     encoder, decoder, discriminator = build_models(data.image_shape, run_args.style_dim, run_args.class_dim)
-    replace_norm(encoder, args.norm)
+    if args.norm == "batch":
+        use_batch_norm(encoder)
     head = torch.nn.Linear(run_args.class_dim, data.num_classes)
     train_classifier(encoder, head, data, args)
     print(f"the head on s, {len(held_out.labels)} held-out images: accuracy {accuracy(encoder, head, held_out):.4f}")
