@@ -70,8 +70,13 @@ def three_iterations(mnist_root, tmp_path_factory):
 def test_two_processes_train_as_one(three_iterations):
     # Three iterations, so that float rounding (per-process means, then their mean) has not yet been
     # amplified by Adam, whose first steps are lr * sign(gradient) for every weight.
-    one, two = log_rows(three_iterations / "one"), log_rows(three_iterations / "two")
-    torch.testing.assert_close(torch.tensor(two), torch.tensor(one), rtol=2e-3, atol=1e-6)
+    one, two = torch.tensor(log_rows(three_iterations / "one")), torch.tensor(log_rows(three_iterations / "two"))
+    accuracy = objective.PAIR_COLUMNS.index("disc_accuracy")
+    losses = [column for column in range(len(objective.PAIR_COLUMNS)) if column != accuracy]
+    torch.testing.assert_close(two[:, losses], one[:, losses], rtol=2e-3, atol=1e-6)
+    # The accuracy counts 32 decisions (16 real pairs, 16 fakes): another order of float sums may tip
+    # one that lies at the threshold; two would be a real difference.
+    torch.testing.assert_close(two[:, accuracy], one[:, accuracy], rtol=0, atol=1 / 32)
     assert '"processes": 2' in (three_iterations / "two" / "config.json").read_text()
     # Weights: Adam's first steps are about lr * sign(gradient) for every weight, so a weight whose
     # gradient is at rounding level (the conv biases under instance norm) moves by lr either way.
